@@ -1,0 +1,397 @@
+"""Pure forward/backward pairs: ``f_forward(x, ...) -> (y, cache)``, ``f_backward(dy, cache) -> grads``.
+
+No state and no classes: every pair takes arrays and hyper-parameters, returns
+arrays, and never writes into an argument (a skip connection hands one
+gradient array to two branches). Sizes are validated here, before any kernel
+runs, so that :mod:`fcn_scratch.kernels` never sees an argument that could read
+or write out of bounds.
+
+Shapes: images and feature maps ``(N, C, H, W)``; conv weight ``(F, C, kh, kw)``;
+transposed-conv weight ``(C_in, C_out, kh, kw)``; bias ``(F,)``; labels ``(N, H, W)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+from ._validate import pair
+
+# --------------------------------------------------------------------------- sizes
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """``floor((size + 2p - d(k-1) - 1) / s) + 1``: output length of a convolution."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_transpose_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1, output_padding: int = 0
+) -> int:
+    """``(size-1)s - 2p + d(k-1) + op + 1``: output length of a transposed convolution."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def pool_output_size(
+    size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1, ceil_mode: bool = False
+) -> int:
+    """Max-pool output length, PyTorch's rule.
+
+    floor mode: ``floor((size + 2p - d(k-1) - 1) / s) + 1``.
+    ceil mode: ``ceil(...) + 1``, minus one if the last window would start at or
+    past ``size + p`` (it must start inside the input or the left padding).
+    """
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1  # '//' floors, also below zero
+    if ceil_mode and out > 0 and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _geometry(x_hw, kernel, stride, padding, dilation, what):
+    """Validate conv hyper-parameters and return the output size."""
+    (H, W), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = x_hw, kernel, stride, padding, dilation
+    Ho = conv_output_size(H, kh, sh, ph, dh)
+    Wo = conv_output_size(W, kw, sw, pw, dw)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(
+            f"{what}: kernel_size {(kh, kw)} with dilation {(dh, dw)} spans "
+            f"{(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}, larger than the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)} (input {(H, W)}, padding {(ph, pw)})"
+        )
+    return Ho, Wo
+
+
+def _hyper(kernel_size, stride, padding, dilation):
+    return (
+        pair(kernel_size, "kernel_size", minimum=1),
+        pair(stride, "stride", minimum=1),
+        pair(padding, "padding", minimum=0),
+        pair(dilation, "dilation", minimum=1),
+    )
+
+
+# --------------------------------------------------------------------------- conv2d
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Cross-correlation, as PyTorch's ``conv2d``: im2col, then one GEMM per image.
+
+    ``y[n, f, i, j] = b[f] + sum_{c,u,v} w[f, c, u, v] * x_pad[n, c, i*sh + u*dh, j*sw + v*dw]``
+
+    x ``(N, C, H, W)``, weight ``(F, C, kh, kw)``, bias ``(F,)`` or None ->
+    y ``(N, F, Ho, Wo)`` with ``Ho = floor((H + 2p - d(k-1) - 1)/s) + 1``.
+    """
+    F, C, kh, kw = weight.shape
+    N, Cx, H, W = x.shape
+    if Cx != C:
+        raise ValueError(f"x has {Cx} channels but weight expects {C} (weight shape {weight.shape})")
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _hyper((kh, kw), stride, padding, dilation)
+    Ho, Wo = _geometry((H, W), (kh, kw), (sh, sw), (ph, pw), (dh, dw), "conv2d")
+    if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+        cols = np.ascontiguousarray(x).reshape(N, C, H * W)  # a 1x1 conv needs no unfolding
+    else:
+        cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    y = np.matmul(weight.reshape(F, C * kh * kw), cols)  # (N, F, Ho*Wo)
+    if bias is not None:
+        y += bias[None, :, None]
+    cache = (x.shape, weight, bias is not None, cols, (kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo))
+    return y.reshape(N, F, Ho, Wo), cache
+
+
+def conv2d_backward(dy, cache):
+    """Gradients of :func:`conv2d_forward`.
+
+    ``dW = sum_n dY_n @ cols_n^T``, ``db = sum over n, i, j of dY``,
+    ``dx = col2im(W^T @ dY_n)``: the adjoint of the unfolding sums overlapping taps.
+    Returns ``(dx, dweight, dbias)``; ``dbias`` is None when there was no bias.
+    """
+    x_shape, weight, has_bias, cols, (kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) = cache
+    N, C, H, W = x_shape
+    F = weight.shape[0]
+    dy2 = np.ascontiguousarray(dy).reshape(N, F, Ho * Wo)
+    w2 = weight.reshape(F, C * kh * kw)
+    dweight = np.matmul(dy2, cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
+    dbias = dy2.sum(axis=(0, 2)) if has_bias else None
+    dcols = np.matmul(w2.T, dy2)  # (N, C*kh*kw, Ho*Wo)
+    if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+        dx = dcols.reshape(N, C, H, W)
+    else:
+        dx = kernels.col2im(dcols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    return dx, dweight, dbias
+
+
+# --------------------------------------------------------------------------- conv_transpose2d
+
+TRANSPOSED_METHODS = ("col2im", "zero_insert")
+
+
+def _check_output_padding(output_padding, stride, dilation):
+    oph, opw = pair(output_padding, "output_padding", minimum=0)
+    for op, s, d, axis in ((oph, stride[0], dilation[0], "h"), (opw, stride[1], dilation[1], "w")):
+        if op >= max(s, d):
+            raise ValueError(
+                f"output_padding must be smaller than max(stride, dilation) = {max(s, d)} "
+                f"along {axis}, got {op}"
+            )
+    return oph, opw
+
+
+def conv_transpose2d_forward(
+    x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1, method="col2im"
+):
+    """Transposed convolution, as PyTorch's ``conv_transpose2d``.
+
+    x ``(N, C_in, H, W)``, weight ``(C_in, C_out, kh, kw)``, bias ``(C_out,)`` ->
+    y ``(N, C_out, Ho, Wo)`` with ``Ho = (H-1)s - 2p + d(k-1) + op + 1``.
+
+    ``method="col2im"``: the adjoint of :func:`conv2d_forward`. One GEMM puts a
+    scaled copy of the kernel at every input pixel (``W^T @ x``), col2im sums the
+    copies into place; exactly the backward pass of a convolution.
+
+    ``method="zero_insert"``: the recipe of the seed notes, literally. Insert
+    ``s-1`` zeros between input pixels, pad ``d(k-1)-p`` top/left and
+    ``d(k-1)-p+op`` bottom/right (``k-p-1`` when ``d = 1``; a negative pad crops),
+    then a stride-1 convolution with the kernel flipped in both spatial axes and
+    its in/out channels swapped. Correct but wasteful: most products hit zeros.
+    """
+    if method not in TRANSPOSED_METHODS:
+        raise ValueError(f"method must be one of {TRANSPOSED_METHODS}, got {method!r}")
+    Cin, Cout, kh, kw = weight.shape
+    N, Cx, H, W = x.shape
+    if Cx != Cin:
+        raise ValueError(f"x has {Cx} channels but weight expects {Cin} (weight shape {weight.shape})")
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _hyper((kh, kw), stride, padding, dilation)
+    oph, opw = _check_output_padding(output_padding, (sh, sw), (dh, dw))
+    Ho = conv_transpose_output_size(H, kh, sh, ph, dh, oph)
+    Wo = conv_transpose_output_size(W, kw, sw, pw, dw, opw)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(
+            f"conv_transpose2d: padding {(ph, pw)} is too large for input {(H, W)}: "
+            f"output size would be {(Ho, Wo)}"
+        )
+    geom = (kh, kw, sh, sw, ph, pw, dh, dw, oph, opw, H, W, Ho, Wo)
+    if method == "col2im":
+        x2 = np.ascontiguousarray(x).reshape(N, Cin, H * W)
+        cols = np.matmul(weight.reshape(Cin, Cout * kh * kw).T, x2)  # (N, Cout*kh*kw, H*W)
+        y = kernels.col2im(cols, N, Cout, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, H, W)
+        if bias is not None:
+            y += bias[None, :, None, None]
+        return y, ("col2im", x2, weight, bias is not None, geom)
+
+    z = zero_insert(x, (sh, sw))
+    top, left = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    zp = pad_or_crop(z, (top, top + oph), (left, left + opw))
+    w_conv = np.ascontiguousarray(np.flip(weight, axis=(2, 3)).transpose(1, 0, 2, 3))
+    y, conv_cache = conv2d_forward(zp, w_conv, bias, stride=1, padding=0, dilation=(dh, dw))
+    return y, ("zero_insert", z.shape, conv_cache, geom)
+
+
+def conv_transpose2d_backward(dy, cache):
+    """Gradients of :func:`conv_transpose2d_forward`: ``(dx, dweight, dbias)``.
+
+    col2im method: ``dx = W @ im2col(dy)`` (a plain convolution of ``dy``),
+    ``dW = sum_n x_n @ im2col(dy)_n^T``. zero_insert method: back through the
+    stride-1 convolution, the padding and the zero insertion, in that order.
+    """
+    method = cache[0]
+    if method == "col2im":
+        _, x2, weight, has_bias, geom = cache
+        kh, kw, sh, sw, ph, pw, dh, dw, _, _, H, W, Ho, Wo = geom
+        Cin, Cout = weight.shape[:2]
+        N = x2.shape[0]
+        dcols = kernels.im2col(dy, kh, kw, sh, sw, ph, pw, dh, dw, H, W)  # (N, Cout*kh*kw, H*W)
+        dx = np.matmul(weight.reshape(Cin, Cout * kh * kw), dcols).reshape(N, Cin, H, W)
+        dweight = np.matmul(x2, dcols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
+        dbias = dy.sum(axis=(0, 2, 3)) if has_bias else None
+        return dx, dweight, dbias
+
+    _, z_shape, conv_cache, geom = cache
+    kh, kw, sh, sw, ph, pw, dh, dw, oph, opw = geom[:10]
+    dzp, dw_conv, dbias = conv2d_backward(dy, conv_cache)
+    top, left = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    dz = pad_or_crop_backward(dzp, z_shape, (top, top + oph), (left, left + opw))
+    dx = zero_insert_backward(dz, (sh, sw))
+    dweight = np.ascontiguousarray(np.flip(dw_conv.transpose(1, 0, 2, 3), axis=(2, 3)))
+    return dx, dweight, dbias
+
+
+def zero_insert(x, stride):
+    """Put ``s-1`` zeros between neighbouring pixels: ``(N, C, H, W) -> (N, C, (H-1)sh+1, (W-1)sw+1)``."""
+    sh, sw = pair(stride, "stride", minimum=1)
+    N, C, H, W = x.shape
+    z = np.zeros((N, C, (H - 1) * sh + 1, (W - 1) * sw + 1), dtype=x.dtype)
+    z[:, :, ::sh, ::sw] = x
+    return z
+
+
+def zero_insert_backward(dz, stride):
+    """Adjoint of :func:`zero_insert`: keep the gradient at the original pixels."""
+    sh, sw = stride
+    return np.ascontiguousarray(dz[:, :, ::sh, ::sw])
+
+
+def pad_or_crop(x, pad_h, pad_w):
+    """Zero-pad ``(top, bottom)`` and ``(left, right)``; a negative amount crops instead."""
+    (t, b), (l, r) = pad_h, pad_w
+    N, C, H, W = x.shape
+    out = np.zeros((N, C, H + t + b, W + l + r), dtype=x.dtype)
+    src = x[:, :, max(0, -t) : H - max(0, -b), max(0, -l) : W - max(0, -r)]
+    out[:, :, max(0, t) : max(0, t) + src.shape[2], max(0, l) : max(0, l) + src.shape[3]] = src
+    return out
+
+
+def pad_or_crop_backward(dout, x_shape, pad_h, pad_w):
+    """Adjoint of :func:`pad_or_crop`: cut the padding off, put zeros where it cropped."""
+    (t, b), (l, r) = pad_h, pad_w
+    return pad_or_crop(dout, (-t, -b), (-l, -r)).reshape(x_shape)
+
+
+# --------------------------------------------------------------------------- max-pool
+
+
+def maxpool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max over ``kh x kw`` windows, PyTorch's ``max_pool2d``.
+
+    Padding is ``-inf`` (a zero pad would beat negative activations); ties go to
+    the first maximum in row-major window order; ``ceil_mode`` keeps a last,
+    partial window as long as it starts inside the input or the left padding.
+
+    x ``(N, C, H, W)`` -> y ``(N, C, Ho, Wo)``. The cache holds ``indices``
+    ``(N, C, Ho, Wo)``: the flat ``h*W + w`` input index of each maximum.
+    """
+    kh, kw = pair(kernel_size, "kernel_size", minimum=1)
+    sh, sw = pair(kernel_size if stride is None else stride, "stride", minimum=1)
+    ph, pw = pair(padding, "padding", minimum=0)
+    dh, dw = pair(dilation, "dilation", minimum=1)
+    for p, k, d, axis in ((ph, kh, dh, "h"), (pw, kw, dw, "w")):
+        if 2 * p > d * (k - 1) + 1:
+            raise ValueError(
+                f"padding must be at most half the (dilated) kernel size {d * (k - 1) + 1} along {axis}, got {p}"
+            )
+    N, C, H, W = x.shape
+    Ho = pool_output_size(H, kh, sh, ph, dh, ceil_mode)
+    Wo = pool_output_size(W, kw, sw, pw, dw, ceil_mode)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(
+            f"max_pool2d: kernel_size {(kh, kw)} (dilation {(dh, dw)}) does not fit the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)}: output size would be {(Ho, Wo)}"
+        )
+    y, indices = kernels.maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    return y, (x.shape, indices)
+
+
+def maxpool2d_backward(dy, cache):
+    """Route each ``dy`` entry to the input pixel that won its window (summing repeats)."""
+    (N, C, H, W), indices = cache
+    return kernels.maxpool_backward(dy, indices, H, W)
+
+
+# --------------------------------------------------------------------------- relu, dropout
+
+
+def relu_forward(x):
+    """``y = max(x, 0)``."""
+    y = np.maximum(x, 0)
+    return y, y > 0
+
+
+def relu_backward(dy, cache):
+    """``dx = dy * [x > 0]`` (the subgradient 0 at exactly 0, as PyTorch)."""
+    return dy * cache
+
+
+def dropout2d_forward(x, p, training, rng):
+    """Zero whole channels with probability ``p``, scale survivors by ``1/(1-p)``.
+
+    x ``(N, C, H, W)``; one Bernoulli draw per ``(n, c)``. Identity when not
+    training or ``p = 0``; all zeros when ``p = 1``. Inverted scaling keeps the
+    expected activation unchanged, so evaluation needs no rescaling.
+    """
+    if not training or p == 0:
+        return x.copy(), None
+    N, C = x.shape[:2]
+    keep = rng.random((N, C)) >= p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    mask = (keep * scale).astype(x.dtype)[:, :, None, None]
+    return x * mask, mask
+
+
+def dropout2d_backward(dy, cache):
+    return dy.copy() if cache is None else dy * cache
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def softmax_cross_entropy_forward(logits, labels, ignore_index=255):
+    """Mean per-pixel softmax cross-entropy over non-ignored pixels.
+
+    logits ``(N, C, H, W)``, labels ``(N, H, W)`` ints in ``[0, C)`` or ``ignore_index``.
+    ``loss = (1/V) sum_{valid} [log sum_c exp(z_c) - z_label]`` with ``V`` the
+    number of valid pixels; computed after subtracting the per-pixel max so
+    ``exp`` never overflows. ``V = 0`` gives loss 0.
+    """
+    N, C, H, W = logits.shape
+    valid = labels != ignore_index
+    count = int(valid.sum())
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    sum_exp = exp.sum(axis=1)  # (N, H, W)
+    safe_labels = np.where(valid, labels, 0).astype(np.intp)
+    picked = np.take_along_axis(shifted, safe_labels[:, None], axis=1)[:, 0]
+    per_pixel = np.log(sum_exp) - picked
+    loss = float(per_pixel[valid].sum() / count) if count else 0.0
+    probs = exp / sum_exp[:, None]
+    return loss, (probs, safe_labels, valid, count)
+
+
+def softmax_cross_entropy_backward(cache, dloss=1.0):
+    """``dlogits = dloss * (softmax - onehot(label)) / V`` on valid pixels, 0 on ignored ones."""
+    probs, safe_labels, valid, count = cache
+    dlogits = probs.copy()
+    if count == 0:
+        dlogits[...] = 0
+        return dlogits
+    np.put_along_axis(dlogits, safe_labels[:, None], np.take_along_axis(probs, safe_labels[:, None], axis=1) - 1, axis=1)
+    dlogits *= (valid[:, None] * (dloss / count)).astype(dlogits.dtype)
+    return dlogits
+
+
+# --------------------------------------------------------------------------- crop, add
+
+
+def crop_forward(x, size, offset=(0, 0)):
+    """``x[:, :, oh:oh+h, ow:ow+w]``: cut a ``size = (h, w)`` window at ``offset``."""
+    h, w = pair(size, "size", minimum=1)
+    oh, ow = pair(offset, "offset", minimum=0)
+    N, C, H, W = x.shape
+    if oh + h > H or ow + w > W:
+        raise ValueError(f"crop of size {(h, w)} at offset {(oh, ow)} does not fit inside the input {(H, W)}")
+    return x[:, :, oh : oh + h, ow : ow + w].copy(), (x.shape, oh, ow)
+
+
+def crop_backward(dy, cache):
+    """Adjoint of the crop: the gradient goes back into its window, zeros elsewhere."""
+    x_shape, oh, ow = cache
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    dx[:, :, oh : oh + dy.shape[2], ow : ow + dy.shape[3]] = dy
+    return dx
+
+
+def add_forward(a, b):
+    """``y = a + b`` (same shapes); the gradient reaches both summands unchanged."""
+    if a.shape != b.shape:
+        raise ValueError(f"add: shapes differ, {a.shape} vs {b.shape}")
+    return a + b, None
+
+
+def add_backward(dy, cache=None):
+    return dy.copy(), dy.copy()
+
+
+__all__ = [name for name in dir() if name.endswith(("_forward", "_backward", "_size"))] + [
+    "zero_insert",
+    "pad_or_crop",
+    "TRANSPOSED_METHODS",
+]
