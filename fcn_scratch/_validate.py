@@ -70,8 +70,8 @@ def check_array(
     if ndim is not None and x.ndim != ndim:
         layout = {4: " (N, C, H, W)", 3: " (N, H, W)", 2: " (H, W)"}.get(ndim, "")
         raise ValueError(f"{name} must have {ndim} dimensions{layout}, got shape {x.shape}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
+    if x.dtype not in FLOAT_DTYPES:  # float16 / longdouble would reach a Numba kernel that cannot type them
+        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}")
     if dtype is not None and x.dtype != dtype:
         raise TypeError(
             f"{name} has dtype {x.dtype} but this layer holds {np.dtype(dtype)}; "
@@ -92,11 +92,25 @@ def check_grad(dy, name: str, expected_shape, dtype) -> np.ndarray:
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(dy).__name__}")
     if dy.shape != tuple(expected_shape):
         raise ValueError(f"{name} must have the forward output's shape {tuple(expected_shape)}, got {dy.shape}")
-    if dy.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array, got dtype {dy.dtype}")
+    if dy.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {dy.dtype}")
     if dtype is not None and dy.dtype != dtype:
         raise TypeError(f"{name} has dtype {dy.dtype}, expected {np.dtype(dtype)}")
     return dy
+
+
+def finite_scalar(value, name: str) -> float:
+    """A real, finite number (an int, a float, or a 0-d / one-element float array)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.ndarray)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if isinstance(value, np.ndarray):
+        if value.size != 1 or value.dtype.kind not in "fiu":
+            raise ValueError(f"{name} must be a scalar (the loss is a scalar), got an array of shape {value.shape}")
+        value = value.reshape(())[()]
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
 
 
 def need_cache(cache, layer: str):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from ._validate import pair
+from ._validate import check_array, pair
 
 # --------------------------------------------------------------------------- sizes
 
@@ -62,6 +62,13 @@ def _geometry(x_hw, kernel, stride, padding, dilation, what):
     return Ho, Wo
 
 
+def _check_operands(x, weight=None):
+    """Rank and dtype (float32/float64) only, no pass over the values: before any kernel sees them."""
+    check_array(x, "x", ndim=4, finite=False, allow_empty=True)
+    if weight is not None:
+        check_array(weight, "weight", ndim=4, finite=False)
+
+
 def _hyper(kernel_size, stride, padding, dilation):
     return (
         pair(kernel_size, "kernel_size", minimum=1),
@@ -82,6 +89,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
     x ``(N, C, H, W)``, weight ``(F, C, kh, kw)``, bias ``(F,)`` or None ->
     y ``(N, F, Ho, Wo)`` with ``Ho = floor((H + 2p - d(k-1) - 1)/s) + 1``.
     """
+    _check_operands(x, weight)
     F, C, kh, kw = weight.shape
     N, Cx, H, W = x.shape
     if Cx != C:
@@ -157,6 +165,7 @@ def conv_transpose2d_forward(
     """
     if method not in TRANSPOSED_METHODS:
         raise ValueError(f"method must be one of {TRANSPOSED_METHODS}, got {method!r}")
+    _check_operands(x, weight)
     Cin, Cout, kh, kw = weight.shape
     N, Cx, H, W = x.shape
     if Cx != Cin:
@@ -260,6 +269,7 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_m
     x ``(N, C, H, W)`` -> y ``(N, C, Ho, Wo)``. The cache holds ``indices``
     ``(N, C, Ho, Wo)``: the flat ``h*W + w`` input index of each maximum.
     """
+    _check_operands(x)
     kh, kw = pair(kernel_size, "kernel_size", minimum=1)
     sh, sw = pair(kernel_size if stride is None else stride, "stride", minimum=1)
     ph, pw = pair(padding, "padding", minimum=0)

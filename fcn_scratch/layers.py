@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
-from ._validate import check_array, check_grad, float_dtype, need_cache, pair, positive_int
+from ._validate import check_array, check_grad, finite_scalar, float_dtype, need_cache, pair, positive_int
 from .init import default_uniform, make_rng
 
 
@@ -333,6 +333,8 @@ class SoftmaxCrossEntropy(Module):
 
     def __init__(self, ignore_index=255):
         super().__init__()
+        if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
+            raise TypeError(f"ignore_index must be an int (a label value), got {ignore_index!r}")
         self.ignore_index = int(ignore_index)
 
     def forward(self, logits, labels):
@@ -343,7 +345,7 @@ class SoftmaxCrossEntropy(Module):
 
     def backward(self, dloss=1.0):
         cache = need_cache(self._cache, type(self).__name__)
-        return F.softmax_cross_entropy_backward(cache, dloss)
+        return F.softmax_cross_entropy_backward(cache, finite_scalar(dloss, "dloss"))
 
     def extra_repr(self):
         return f"ignore_index={self.ignore_index}"
@@ -377,7 +379,7 @@ class Add(Module):
 
     def forward(self, a, b):
         check_array(a, "a", finite=False)
-        check_array(b, "b", finite=False)
+        check_array(b, "b", finite=False, dtype=a.dtype)
         y, _ = F.add_forward(a, b)
         self._out_shape, self._dtype, self._cache = y.shape, y.dtype, True
         return y
