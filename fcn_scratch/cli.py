@@ -28,6 +28,15 @@ def cmd_gradcheck(args) -> int:
     return 0 if all(r.passed for r in rows) else 1
 
 
+def cmd_bench(args) -> int:
+    from .bench import run
+
+    sections = tuple(args.only) if args.only else ("kernels", "layers", "model", "memory")
+    run(sections, repeats=args.repeats, use_torch=not args.no_torch, json_path=args.json,
+        cold_start=args.cold_start)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fcn-scratch", description="FCN-32s/16s/8s from scratch in NumPy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -36,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradcheck", help="finite-difference check of every layer (and tiny FCNs), float64")
     p.add_argument("--layers-only", action="store_true", help="skip the whole-model checks")
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("bench", help="time kernels, layers and FCN-8s beside their NumPy twins and PyTorch")
+    p.add_argument("--only", nargs="+", choices=["kernels", "layers", "model", "memory"],
+                   help="run only these sections (default: all but the cold start)")
+    p.add_argument("--repeats", type=int, default=7, help="timed blocks per contender (best is kept)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch contenders")
+    p.add_argument("--cold-start", action="store_true",
+                   help="also time `fcn-scratch train` from launch to its first step, cold and warm cache")
+    p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

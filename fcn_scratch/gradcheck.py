@@ -196,6 +196,9 @@ def _layer_cases():
         conv(2, 3, (3, 2), (2, 3), (1, 0), 1, True, (9, 8), 2),
         conv(2, 3, 3, 2, 2, 2, False, (11, 10), 3),
         conv(4, 5, 1, 1, 0, 1, True, (5, 6), 4),
+        conv(4, 3, 3, 1, 1, 1, True, (7, 9), 19),  # F <= C, stride 1: dx by the flipped-kernel conv
+        conv(3, 3, (3, 2), 1, (2, 1), 2, True, (9, 8), 20),
+        conv(4, 2, 3, 1, 0, 1, False, (6, 5), 21),
         convt(3, 2, 4, 2, 1, 0, 1, "col2im", (4, 5), 5),
         convt(3, 2, 4, 2, 1, 0, 1, "zero_insert", (4, 5), 5),
         convt(2, 3, 3, 3, 1, 2, 1, "col2im", (3, 4), 6),

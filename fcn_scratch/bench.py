@@ -1,0 +1,450 @@
+"""``fcn-scratch bench``: how fast is each piece, beside its NumPy twin and beside PyTorch?
+
+Method. All contenders of a row run in the same process, interleaved: each
+repeat times a block of ``number`` calls of every contender in turn, after
+``warmup`` untimed calls, and a contender's figure is its best block divided
+by ``number``. Interleaving spreads the machine's noise over all contenders
+alike; an untimed call before each block absorbs the other library's idle
+threads (OpenBLAS and OpenMP workers spin for a while after each call).
+
+GFLOP/s count multiply-adds twice: a convolution forward is
+``2 N F C kh kw Ho Wo``; forward+backward (weights and input) is three times
+that. "% peak" divides by the float32 GEMM rate this machine measures first
+(``np.matmul`` on 2048 x 2048). "ratio" is ours / PyTorch's time (< 1: ours is
+faster). Peak memory is the peak resident set of a separate process running
+only that job, minus the resident set after its imports and weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import kernels
+from .kernels import numba_kernels, numpy_kernels
+
+BATCH = 8
+# The tiny-FCN convolution shapes: (C_in, C_out, H=W)
+TINY_CONVS = [(3, 16, 64), (16, 32, 32), (32, 64, 16), (64, 128, 8), (128, 128, 4)]
+TINY_NET = dict(widths=(16, 32, 64, 128, 128), convs_per_block=(2, 2, 2, 2, 2), fc_channels=256)
+TINY_CLASSES = 4
+
+
+@dataclass
+class Result:
+    section: str
+    case: str
+    ours_ms: float
+    ref_ms: float | None = None  # NumPy twin (kernels), zero_insert (transposed conv) or PyTorch
+    ref_name: str = ""
+    gflop: float | None = None  # per call
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self):
+        return None if self.ref_ms is None else self.ours_ms / self.ref_ms
+
+
+def interleaved(contenders: dict, repeats: int = 7, number: int = 3, warmup: int = 2) -> dict:
+    """Best per-call seconds of each callable, timed in interleaved blocks of ``number`` calls."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    best = {name: float("inf") for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            fn()  # settle: this call absorbs the other library's still-spinning worker threads
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / number)
+    return best
+
+
+def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 GEMM rate of ``np.matmul`` in GFLOP/s."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    t = interleaved({"gemm": lambda: a @ a}, repeats=repeats, number=1, warmup=1)["gemm"]
+    return 2 * n**3 / t / 1e9
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def bench_kernels(repeats):
+    """Every Numba kernel beside its NumPy twin, on the tiny-FCN shapes."""
+    rng = np.random.default_rng(0)
+    out = []
+    for cin, _, s in TINY_CONVS[:4]:
+        x = rng.standard_normal((BATCH, cin, s, s)).astype(np.float32)
+        conv = (3, 3, 1, 1, 1, 1, 1, 1, s, s)
+        pool = (2, 2, 2, 2, 0, 0, 1, 1, s // 2, s // 2)
+        cols = numba_kernels.im2col(x, *conv)
+        y, idx = numba_kernels.maxpool_forward(x, *pool)
+        cases = {
+            "im2col": (x, *conv),
+            "col2im": (cols, BATCH, cin, s, s, *conv),
+            "maxpool_forward": (x, *pool),
+            "maxpool_backward": (y, idx, s, s),
+        }
+        for name, args in cases.items():
+            fast, twin = getattr(numba_kernels, name), getattr(numpy_kernels, name)
+            t = interleaved({"numba": lambda: fast(*args), "numpy": lambda: twin(*args)}, repeats)
+            out.append(Result("kernels", f"{name} {cin}x{s}x{s}", t["numba"] * 1e3, t["numpy"] * 1e3, "numpy twin"))
+    return out
+
+
+def bench_layers(repeats, torch):
+    """Conv2d, ConvTranspose2d and MaxPool2d forward+backward beside PyTorch."""
+    from .layers import Conv2d, ConvTranspose2d, MaxPool2d
+
+    rng = np.random.default_rng(0)
+    out = []
+
+    def ours_step(layer, x):
+        y = layer.forward(x)
+        layer.backward(np.ones_like(y))
+
+    for cin, cout, s in TINY_CONVS:
+        layer = Conv2d(cin, cout, 3, padding=1, seed=0)
+        x = rng.standard_normal((BATCH, cin, s, s)).astype(np.float32)
+        contenders = {"ours": lambda: ours_step(layer, x)}
+        if torch is not None:
+            tx = torch.from_numpy(x).requires_grad_()
+            tconv = torch.nn.Conv2d(cin, cout, 3, padding=1)
+
+            def theirs(tx=tx, tconv=tconv):
+                y = tconv(tx)
+                y.backward(torch.ones_like(y))
+
+            contenders["torch"] = theirs
+        t = interleaved(contenders, repeats)
+        gflop = 3 * 2 * BATCH * cout * cin * 9 * s * s / 1e9
+        out.append(Result("layers", f"Conv2d {cin}->{cout} {s}x{s} fwd+bwd", t["ours"] * 1e3,
+                          t.get("torch", np.nan) * 1e3 if torch else None, "torch", gflop))
+
+    # transposed convolution: the FCN-8s decoder shapes, both methods, and torch
+    for cin, k, st, p, s in [(TINY_CLASSES, 4, 2, 1, 4), (TINY_CLASSES, 16, 8, 4, 8)]:
+        x = rng.standard_normal((BATCH, cin, s, s)).astype(np.float32)
+        fast = ConvTranspose2d(cin, cin, k, st, p, method="col2im", seed=0)
+        slow = ConvTranspose2d(cin, cin, k, st, p, method="zero_insert", seed=0)
+        t = interleaved({"col2im": lambda: ours_step(fast, x), "zero_insert": lambda: ours_step(slow, x)},
+                        repeats=max(3, repeats // 2), number=1, warmup=1)
+        gflop = 3 * 2 * BATCH * cin * cin * k * k * s * s / 1e9
+        out.append(Result("layers", f"ConvTranspose2d k{k} s{st} {cin}ch {s}x{s}: col2im vs zero_insert",
+                          t["col2im"] * 1e3, t["zero_insert"] * 1e3, "zero_insert", gflop))
+        if torch is not None:
+            tx = torch.from_numpy(x).requires_grad_()
+            tconv = torch.nn.ConvTranspose2d(cin, cin, k, st, p)
+
+            def theirs(tx=tx, tconv=tconv):
+                y = tconv(tx)
+                y.backward(torch.ones_like(y))
+
+            t = interleaved({"ours": lambda: ours_step(fast, x), "torch": theirs}, repeats)
+            out.append(Result("layers", f"ConvTranspose2d k{k} s{st} {cin}ch {s}x{s} fwd+bwd",
+                              t["ours"] * 1e3, t["torch"] * 1e3, "torch", gflop))
+
+    for cin, s in [(16, 64), (64, 16)]:
+        x = rng.standard_normal((BATCH, cin, s, s)).astype(np.float32)
+        pool = MaxPool2d(2, 2, ceil_mode=True)
+        contenders = {"ours": lambda: ours_step(pool, x)}
+        if torch is not None:
+            tx = torch.from_numpy(x).requires_grad_()
+
+            def theirs(tx=tx):
+                y = torch.nn.functional.max_pool2d(tx, 2, 2, ceil_mode=True)
+                y.backward(torch.ones_like(y))
+
+            contenders["torch"] = theirs
+        t = interleaved(contenders, repeats)
+        out.append(Result("layers", f"MaxPool2d 2x2 ceil {cin}x{s}x{s} fwd+bwd", t["ours"] * 1e3,
+                          t["torch"] * 1e3 if torch else None, "torch"))
+    return out
+
+
+def bench_train_step(repeats, torch):
+    """One FCN-8s training step (forward, loss, backward), tiny preset, float32, batch 8, 3x64x64."""
+    from .layers import SoftmaxCrossEntropy
+    from .models import FCN8s
+
+    rng = np.random.default_rng(0)
+    model = FCN8s(TINY_CLASSES, **TINY_NET, seed=0)
+    x = rng.standard_normal((BATCH, 3, 64, 64)).astype(np.float32)
+    labels = rng.integers(0, TINY_CLASSES, (BATCH, 64, 64))
+    loss_fn = SoftmaxCrossEntropy()
+
+    def ours():
+        logits = model.forward(x)
+        loss_fn.forward(logits, labels)
+        model.backward(loss_fn.backward())
+
+    contenders = {"ours": ours}
+    if torch is not None:
+        from . import torch_ref
+
+        twin = torch_ref.build_like(model).train()
+        tx, tl = torch.from_numpy(x), torch.from_numpy(labels)
+
+        def theirs():
+            twin.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(twin(tx), tl, ignore_index=255)
+            loss.backward()
+
+        contenders["torch"] = theirs
+    t = interleaved(contenders, repeats, number=2)
+    gflop = 3 * _forward_gflop(model, x)
+    return [Result("model", "FCN-8s tiny training step (fwd+loss+bwd), 8x3x64x64", t["ours"] * 1e3,
+                   t["torch"] * 1e3 if torch else None, "torch", gflop)]
+
+
+def _forward_gflop(model, x) -> float:
+    """Forward GFLOP of ``model`` on ``x``: every Conv2d and ConvTranspose2d, from the shapes it produced."""
+    from .layers import Conv2d, ConvTranspose2d
+
+    model.forward(x)
+    total = 0
+    for child in model.children().values():
+        if isinstance(child, (Conv2d, ConvTranspose2d)):
+            N, _, Ho, Wo = child._out_shape
+            taps = child.kernel_size[0] * child.kernel_size[1]
+            if isinstance(child, Conv2d):
+                total += 2 * N * child.out_channels * child.in_channels * taps * Ho * Wo
+            else:  # each input pixel stamps C_out * taps products
+                Hi = (Ho + 2 * child.padding[0] - child.kernel_size[0]) // child.stride[0] + 1
+                Wi = (Wo + 2 * child.padding[1] - child.kernel_size[1]) // child.stride[1] + 1
+                total += 2 * N * child.in_channels * child.out_channels * taps * Hi * Wi
+    return total / 1e9
+
+
+def bench_vgg_inference(repeats, torch):
+    """Full VGG16-size FCN-8s (default widths, fc 4096), inference on 1x3x224x224."""
+    from .models import FCN8s
+
+    model = FCN8s(21, seed=0).eval()
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    contenders = {"ours": lambda: model.forward(x)}
+    if torch is not None:
+        from . import torch_ref
+
+        twin = torch_ref.build_like(model)
+        tx = torch.from_numpy(x)
+
+        def theirs():
+            with torch.no_grad():
+                twin(tx)
+
+        contenders["torch"] = theirs
+    t = interleaved(contenders, repeats=max(2, repeats // 2), number=1, warmup=1)
+    gflop = _forward_gflop(model, x)
+    return [Result("model", "FCN-8s VGG16-size inference 1x3x224x224", t["ours"] * 1e3,
+                   t["torch"] * 1e3 if torch else None, "torch", gflop)]
+
+
+# --------------------------------------------------------------------------- peak memory, in subprocesses
+
+_MEMORY_JOBS = {
+    "vgg_inference": "FCN-8s VGG16-size inference 1x3x224x224",
+    "train_step": "FCN-8s tiny training step, 8x3x64x64",
+}
+
+
+def _memory_job(job: str, library: str) -> dict:
+    """Run one job in this (fresh) process and report resident-set figures in MiB."""
+    import resource
+
+    def rss_mib():  # current resident set, from /proc (Linux)
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    from .layers import SoftmaxCrossEntropy
+    from .models import FCN8s
+
+    rng = np.random.default_rng(0)
+    if job == "vgg_inference":
+        model = FCN8s(21, seed=0).eval()
+        x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    else:
+        model = FCN8s(TINY_CLASSES, **TINY_NET, seed=0)
+        x = rng.standard_normal((BATCH, 3, 64, 64)).astype(np.float32)
+        labels = rng.integers(0, TINY_CLASSES, (BATCH, 64, 64))
+    if library == "torch":
+        import torch
+
+        from . import torch_ref
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        twin = torch_ref.build_like(model)
+        del model
+        tx = torch.from_numpy(x)
+        if job == "vgg_inference":
+            def run():
+                with torch.no_grad():
+                    twin(tx)
+        else:
+            twin.train()
+            tl = torch.from_numpy(labels)
+
+            def run():
+                twin.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(twin(tx), tl, ignore_index=255).backward()
+    else:
+        loss_fn = SoftmaxCrossEntropy()
+        if job == "vgg_inference":
+            def run():
+                model.forward(x)
+        else:
+            def run():
+                loss_fn.forward(model.forward(x), labels)
+                model.backward(loss_fn.backward())
+    base = rss_mib()
+    run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"baseline_mib": base, "peak_mib": peak, "job_peak_mib": max(0.0, peak - base)}
+
+
+def bench_memory(torch_available: bool):
+    """Peak memory of each memory job, ours and torch's, each in a fresh process."""
+    out = []
+    for job, label in _MEMORY_JOBS.items():
+        figures = {}
+        for library in ["ours"] + (["torch"] if torch_available else []):
+            proc = subprocess.run([sys.executable, "-m", "fcn_scratch.bench", "--memory-job", job, library],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"memory job {job}/{library} failed:\n{proc.stderr}")
+            figures[library] = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.append((label, figures))
+    return out
+
+
+# --------------------------------------------------------------------------- cold start
+
+
+def bench_cold_start() -> dict:
+    """Seconds from launching ``fcn-scratch train`` to its first finished training step, cold and warm.
+
+    Cold: an empty Numba cache directory (every kernel compiles). Warm: the same
+    directory again, now filled. The trainer prints ``first step done`` timing
+    when ``FCN_SCRATCH_REPORT_FIRST_STEP=1``.
+    """
+    import tempfile
+
+    results = {}
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "FCN_SCRATCH_REPORT_FIRST_STEP": "1"}
+        for label in ("cold", "warm"):
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "fcn_scratch", "train", "--epochs", "1", "--out", out],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for line in proc.stderr:
+                if "first step done" in line:
+                    results[label] = time.perf_counter() - t0
+                    proc.kill()
+                    break
+            proc.wait()
+            if label not in results:
+                raise RuntimeError("the trainer never reported its first step")
+    return results
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _format(results, peak):
+    lines = [f"{'case':<64} {'ours ms':>9} {'ref ms':>9}  {'ours/ref':>8}  {'GFLOP/s':>7} {'%peak':>5}  ref"]
+    section = None
+    for r in results:
+        if r.section != section:
+            section = r.section
+            lines.append(f"-- {section}")
+        rate = f"{r.gflop / (r.ours_ms / 1e3):7.1f}" if r.gflop else " " * 7
+        pct = f"{100 * r.gflop / (r.ours_ms / 1e3) / peak:5.0f}" if r.gflop else " " * 5
+        ref = f"{r.ref_ms:9.3f}" if r.ref_ms is not None else " " * 9
+        ratio = f"{r.ratio:8.2f}" if r.ratio is not None else " " * 8
+        lines.append(f"{r.case:<64} {r.ours_ms:9.3f} {ref}  {ratio}  {rate} {pct}  {r.ref_name}")
+    return "\n".join(lines)
+
+
+def geometric_mean(values):
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
+
+
+def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=True, json_path=None,
+        cold_start=False, print_fn=print) -> dict:
+    """Run the chosen sections, print the table, optionally write JSON; returns the figures."""
+    torch = _torch() if use_torch else None
+    print_fn(f"backend: {kernels.get_backend()}, numba parallel kernels: {numba_kernels.PARALLEL}, "
+             f"cores: {os.cpu_count()}, torch: {torch.__version__ if torch else 'not installed'}")
+    peak = gemm_peak()
+    print_fn(f"measured float32 GEMM peak (np.matmul 2048^2): {peak:.1f} GFLOP/s")
+    results = []
+    if "kernels" in sections:
+        results += bench_kernels(repeats)
+    if "layers" in sections:
+        results += bench_layers(repeats, torch)
+    if "model" in sections:
+        results += bench_train_step(repeats, torch)
+        results += bench_vgg_inference(repeats, torch)
+    print_fn(_format(results, peak))
+
+    summary = {}
+    conv = [r.ratio for r in results if r.case.startswith("Conv2d") and r.ref_name == "torch"]
+    if conv:
+        summary["conv2d_vs_torch_geomean"] = geometric_mean(conv)
+    kern = [r.ref_ms / r.ours_ms for r in results if r.section == "kernels"]
+    if kern:
+        summary["kernel_speedup_over_numpy_min"] = min(kern)
+    for r in results:
+        if r.section == "model" and r.ratio is not None:
+            summary[r.case + " vs torch"] = r.ratio
+    memory = []
+    if "memory" in sections:
+        memory = bench_memory(torch is not None)
+        print_fn("-- peak memory (MiB above the process's resident set after imports and weights)")
+        for label, figures in memory:
+            line = ", ".join(f"{lib} {f['job_peak_mib']:.0f} MiB (peak RSS {f['peak_mib']:.0f})"
+                             for lib, f in figures.items())
+            print_fn(f"{label}: {line}")
+    if cold_start:
+        cs = bench_cold_start()
+        summary["cold_start_s"], summary["warm_start_s"] = cs["cold"], cs["warm"]
+        print_fn(f"-- start to first training step: cold {cs['cold']:.2f} s, warm {cs['warm']:.2f} s")
+    for key, value in summary.items():
+        print_fn(f"{key}: {value:.2f}")
+    payload = {
+        "gemm_peak_gflops": peak,
+        "backend": kernels.get_backend(),
+        "torch": torch.__version__ if torch else None,
+        "results": [asdict(r) | {"ratio": r.ratio} for r in results],
+        "memory": {label: figures for label, figures in memory},
+        "summary": summary,
+    }
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(payload, f, indent=2)
+        print_fn(f"wrote {json_path}")
+    return payload
+
+
+if __name__ == "__main__":  # the peak-memory jobs run here, one per fresh process
+    if len(sys.argv) == 4 and sys.argv[1] == "--memory-job":
+        print(json.dumps(_memory_job(sys.argv[2], sys.argv[3])))
+    else:
+        sys.exit("usage: python -m fcn_scratch.bench --memory-job JOB ours|torch (use `fcn-scratch bench`)")
