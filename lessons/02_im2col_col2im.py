@@ -110,7 +110,8 @@ for k, s in [(1, 1), (3, 1), (5, 1), (7, 1), (3, 2), (2, 2)]:
     cols = unfold(x, k, s, p)
     ratio = cols.size / x.size
     print(f"{k:2d}  {s:6d}  {p:3d}  {x.size:14d}  {cols.size:14d}  {ratio:6.2f}")
-    lesson.check(np.isclose(ratio, k * k / s**2), f"k={k}, stride {s}, 'same' padding: k^2/s^2 = {ratio:g} patch entries per input entry")
+    lesson.check(np.isclose(ratio, k * k / s**2),
+                 f"k={k}, stride {s}, 'same' padding: k^2/s^2 = {ratio:g} patch entries per input entry")
 lesson.check(unfold(x, 2, 2).size == x.size, "k = s = 2: windows do not overlap, no blow-up at all")
 # VGG's conv1_2 (64 -> 64 channels, 3x3, padding 1) on one 224x224 image, in float32:
 C, H = 64, 224

@@ -76,7 +76,8 @@ for s, p in [(1, 0), (1, 1), (2, 1)]:
     print(f"stride {s}, padding {p}: output {outs[s, p].shape}\n{outs[s, p]}")
 lesson.close(outs[2, 1], outs[1, 1][::2, ::2], "stride 2 = stride 1, then keep every 2nd row and column")
 padded = np.pad(x1, ((0, 0), (0, 0), (1, 1), (1, 1)))
-lesson.close(outs[1, 1], conv2d_forward(padded, w1)[0][0, 0], "padding 1 = surround with a ring of zeros, then no padding")
+lesson.close(outs[1, 1], conv2d_forward(padded, w1)[0][0, 0],
+             "padding 1 = surround with a ring of zeros, then no padding")
 lesson.check(outs[1, 1][0, 0] == x1[0, 0, :2, :2].sum(), "a corner output only sums the 4 real pixels it covers")
 
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6), gridspec_kw={"width_ratios": [5, 3, 5, 3]})
@@ -141,6 +142,15 @@ dx, dw, db = conv2d_backward(dy, cache)
 lesson.close(dw, dw_hand, "dW = sum_n dY_n @ cols_n^T")
 lesson.close(db, db_hand, "db = sum of dY over batch and pixels")
 lesson.close(dx, dx_hand, "dx = col2im(W^T @ dY): the adjoint of im2col sums the overlaps")
+# With stride 1 the same dx is also a 'full' convolution of dY: kernel flipped in space, in/out
+# channels swapped, padding k-1-p. That is lesson 05's zero insertion with z = s-1 = 0.
+y1, cache1 = conv2d_forward(x, w, b, stride=1, padding=1)
+dy1 = rng.standard_normal(y1.shape)
+flipped = np.ascontiguousarray(np.flip(w, axis=(2, 3)).transpose(1, 0, 2, 3))  # (C, F, kh, kw)
+dx_full, _ = conv2d_forward(dy1, flipped, padding=3 - 1 - 1)
+dx_col2im = kernels.col2im(w.reshape(F, -1).T @ dy1.reshape(N, F, -1), N, 3, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 7, 6)
+lesson.close(dx_full, dx_col2im, "stride 1: the full convolution with the flipped kernel == col2im(W^T dY)")
+lesson.close(conv2d_backward(dy1, cache1)[0], dx_full, "and both equal the engine's dx")
 
 # %%
 lesson.step("Gradient check: central finite differences against a RANDOM upstream gradient")
@@ -197,7 +207,8 @@ print(f"{'backward':18s} {'all-ones g':>12s} {'random g':>12s}")
 for bug in backwards:
     print(f"{bug:18s} {table[bug, 'all-ones']:12.1e} {table[bug, 'random']:12.1e}")
 tol = gradcheck.TOL_SMOOTH
-lesson.check(table["correct", "all-ones"] < tol and table["correct", "random"] < tol, "the correct backward passes both")
+lesson.check(table["correct", "all-ones"] < tol and table["correct", "random"] < tol,
+             "the correct backward passes both")
 for bug in ["H/W swapped", "filters reversed"]:
     lesson.check(table[bug, "all-ones"] < tol, f"'{bug}' PASSES the all-ones check ({table[bug, 'all-ones']:.0e})")
     lesson.check(table[bug, "random"] > 1e-2, f"'{bug}' FAILS the random check ({table[bug, 'random']:.0e})")

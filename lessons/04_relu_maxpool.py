@@ -66,12 +66,14 @@ y, cache = maxpool2d_forward(x, 2, 2)
 indices = cache[1]
 print("x:\n", x[0, 0], "\ny = maxpool(x):\n", y[0, 0])
 print("indices (flat h*W + w of each winner):\n", indices[0, 0])
-lesson.check(np.array_equal(x[0, 0].ravel()[indices[0, 0]], y[0, 0]), "x.flat[indices] == y: indices point at the maxima")
+lesson.check(np.array_equal(x[0, 0].ravel()[indices[0, 0]], y[0, 0]),
+             "x.flat[indices] == y: indices point at the maxima")
 for backend in kernels.BACKENDS:
     with kernels.use_backend(backend):
         yb, (_, ib) = maxpool2d_forward(x, 2, 2)
     yn, inn = maxpool2d_naive(x, 2, 2)
-    lesson.check(np.array_equal(yb, yn) and np.array_equal(ib, inn), f"{backend} kernel == maxpool2d_naive (values and indices)")
+    lesson.check(np.array_equal(yb, yn) and np.array_equal(ib, inn),
+                 f"{backend} kernel == maxpool2d_naive (values and indices)")
 
 # %%
 lesson.step("Ceil mode: an odd size keeps its last row and column")
@@ -85,11 +87,13 @@ dx_ceil = maxpool2d_backward(np.ones(y_ceil.shape), c_ceil)
 lesson.check(not dx_floor[0, 0, 6, :].any() and not dx_floor[0, 0, :, 6].any(),
              "floor mode: row 6 and column 6 get no gradient, they never reach the output")
 lesson.check(y_ceil[0, 0, 3, 3] == x[0, 0, 6, 6], "ceil mode: the last window is the lone pixel (6, 6)")
-lesson.check(dx_ceil.sum() == y_ceil.size and dx_ceil[0, 0, 6].sum() > 0, "ceil mode: every window, the partial ones too, routes its gradient")
+lesson.check(dx_ceil.sum() == y_ceil.size and dx_ceil[0, 0, 6].sum() > 0,
+             "ceil mode: every window, the partial ones too, routes its gradient")
 # The one exception: a window that would START in the right padding is dropped.
 print("pool_output_size(5, k=2, s=2, p=1, ceil): ceil((5+2-2)/2)+1 = 4, but window 4 would start at 6 >= 5+1,"
       " in the padding ->", pool_output_size(5, 2, 2, 1, ceil_mode=True))
-lesson.check(pool_output_size(5, 2, 2, 1, ceil_mode=True) == 3 == maxpool2d_naive(np.zeros((1, 1, 5, 5)), 2, 2, 1, ceil_mode=True)[0].shape[2],
+naive_rows = maxpool2d_naive(np.zeros((1, 1, 5, 5)), 2, 2, 1, ceil_mode=True)[0].shape[2]
+lesson.check(pool_output_size(5, 2, 2, 1, ceil_mode=True) == 3 == naive_rows,
              "a last window starting inside the right padding is dropped (PyTorch's rule)")
 
 # %%
@@ -104,7 +108,8 @@ for H in [224, 100, 37, 20]:
             chain.append(size)
         sizes[ceil] = chain
     print(f"  {H:3d}   {str(sizes[False]):28s} {str(sizes[True]):27s} {-(-H // 32):4d}")
-    lesson.check(sizes[True][-1] == -(-H // 32), f"H={H}: ceil mode gives ceil(H/32) = {-(-H // 32)} at pool5, covering every pixel")
+    lesson.check(sizes[True][-1] == -(-H // 32),
+                 f"H={H}: ceil mode gives ceil(H/32) = {-(-H // 32)} at pool5, covering every pixel")
 try:
     x = rng.standard_normal((1, 1, 20, 20))
     for _ in range(5):
@@ -122,13 +127,14 @@ for ax, ceil in zip(axes, (False, True)):
     draw_matrix(ax, x7, "", fmt="{:.0f}", cmap="Greys", vmin=-60, vmax=60)
     for i in range(n):
         for j in range(n):
+            partial = 2 * i + 2 > 7 or 2 * j + 2 > 7  # a ceil-mode window hanging over the edge
             ax.add_patch(Rectangle((2 * j - 0.45, 2 * i - 0.45), min(2, 7 - 2 * j) - 0.1, min(2, 7 - 2 * i) - 0.1,
-                                   fill=False, lw=2.5, ec="tab:orange" if 2 * i + 2 > 7 or 2 * j + 2 > 7 else "tab:blue"))
+                                   fill=False, lw=2.5, ec="tab:orange" if partial else "tab:blue"))
     if not ceil:
         ax.add_patch(Rectangle((-0.5, 5.5), 7, 1, color="tab:red", alpha=0.35))
         ax.add_patch(Rectangle((5.5, -0.5), 1, 6, color="tab:red", alpha=0.35))
-    ax.set_title(f"{'ceil' if ceil else 'floor'} mode: {n}x{n} windows"
-                 + ("\nred: never pooled, lost" if not ceil else "\norange: partial windows keep the edge"), fontsize=10)
+    note = "orange: partial windows keep the edge" if ceil else "red: never pooled, lost"
+    ax.set_title(f"{'ceil' if ceil else 'floor'} mode: {n}x{n} windows\n{note}", fontsize=10)
 fig.suptitle("MaxPool2d(2, stride=2) on a 7x7 input", fontsize=11)
 lesson.save(fig, "ceil_mode")
 
@@ -146,8 +152,10 @@ lesson.check(np.array_equal(y_inf, maxpool2d_naive(x, 3, 2, 1)[0]), "the engine 
 
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), gridspec_kw={"width_ratios": [4, 2, 2]})
 draw_matrix(axes[0], x[0, 0], "x: all negative", fmt="{:.0f}", cmap="Blues_r", vmin=-17, vmax=1)
-draw_matrix(axes[1], y_inf[0, 0], "3x3 pool, s=2, p=1\n-inf padding (engine)", fmt="{:.0f}", cmap="Blues_r", vmin=-17, vmax=1)
-draw_matrix(axes[2], y_zero[0, 0], "the same with a\nzero pad: wrong 0s", fmt="{:.0f}", cmap="Blues_r", vmin=-17, vmax=1)
+draw_matrix(axes[1], y_inf[0, 0], "3x3 pool, s=2, p=1\n-inf padding (engine)", fmt="{:.0f}", cmap="Blues_r", vmin=-17,
+            vmax=1)
+draw_matrix(axes[2], y_zero[0, 0], "the same with a\nzero pad: wrong 0s", fmt="{:.0f}", cmap="Blues_r", vmin=-17,
+            vmax=1)
 lesson.save(fig, "padding")
 
 # %%
@@ -161,7 +169,8 @@ print("dy (4x4):\n", dy[0, 0], "\ndx (7x7):\n", dx[0, 0])
 expected = np.zeros(49)
 np.add.at(expected, maxpool2d_naive(x, 3, 2, 1)[1].ravel(), dy.ravel())  # scatter-add at the naive winners
 lesson.close(dx.ravel(), expected, "dx = scatter-add of dy at the winners' indices")
-lesson.check(dx[0, 0, 3, 3] == dy[0, 0, 1:3, 1:3].sum() == 6 + 7 + 10 + 11, "pixel (3, 3) won 4 windows: 6+7+10+11 = 34")
+lesson.check(dx[0, 0, 3, 3] == dy[0, 0, 1:3, 1:3].sum() == 6 + 7 + 10 + 11,
+             "pixel (3, 3) won 4 windows: 6+7+10+11 = 34")
 lesson.check(np.isclose(dx.sum(), dy.sum()) and (dx != 0).sum() <= y.size, "nothing is lost, only winners are non-zero")
 errors = gradcheck.check_module(MaxPool2d(3, 2, 1, ceil_mode=True), gradcheck.distinct_values((2, 3, 8, 9), rng))
 print(f"gradcheck of MaxPool2d(3, 2, 1, ceil_mode=True) on tie-free inputs: rel error {errors['x']:.1e}")

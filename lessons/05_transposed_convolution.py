@@ -88,7 +88,8 @@ def by_zero_insertion(x, w, s, p, verbose=False):
 
 y1, _, padded1, flipped1 = by_zero_insertion(X, K, s=1, p=0, verbose=True)
 print("padded input:\n", padded1[0, 0], "\nflipped kernel:\n", flipped1[0, 0], "\noutput:\n", y1[0, 0])
-lesson.check(np.array_equal(y1[0, 0], Y), "stride 1: z = 0, p' = 1, a plain conv with the flipped kernel gives the scatter's result")
+lesson.check(np.array_equal(y1[0, 0], Y),
+             "stride 1: z = 0, p' = 1, a plain conv with the flipped kernel gives the scatter's result")
 # Why flipped: the stamp puts K[u, v] at offset (u, v) AFTER the input pixel; read from the
 # output pixel's side, the input pixel sits at offset -(u, v): the kernel runs backwards.
 lesson.check(not np.array_equal(conv2d_forward(padded1, K)[0][0, 0], Y), "without the flip the result is wrong")
@@ -104,8 +105,10 @@ fig, axes = plt.subplots(1, 5, figsize=(15, 3.6), gridspec_kw={"width_ratios": [
 draw_matrix(axes[0], Xs[0, 0], "input 2x2", fmt="{:.0f}", cmap="Blues", vmin=-1, vmax=6)
 draw_matrix(axes[1], ins[0, 0], "z = s-1 = 1 zero\ninserted: 3x3", fmt="{:.0f}", cmap="Blues", vmin=-1, vmax=6)
 draw_matrix(axes[2], pad_s[0, 0], "padded by p' = k-p-1 = 2: 7x7", fmt="{:.0f}", cmap="Blues", vmin=-1, vmax=6)
-draw_matrix(axes[3], flip_s[0, 0], "kernel 3x3, flipped\n(symmetric here)", fmt="{:.0f}", cmap="Greens", vmin=-1, vmax=6)
-draw_matrix(axes[4], ys[0, 0], "stride-1 conv: 5x5\n(i-1)s+k-2p = 2+3-0 = 5", fmt="{:.0f}", cmap="Purples", vmin=-2, vmax=20)
+draw_matrix(axes[3], flip_s[0, 0], "kernel 3x3, flipped\n(symmetric here)", fmt="{:.0f}", cmap="Greens", vmin=-1,
+            vmax=6)
+draw_matrix(axes[4], ys[0, 0], "stride-1 conv: 5x5\n(i-1)s+k-2p = 2+3-0 = 5", fmt="{:.0f}", cmap="Purples", vmin=-2,
+            vmax=20)
 fig.suptitle("Zero insertion: transposed conv with k=3, s=2, p=0 as an ordinary convolution", fontsize=11, y=1.06)
 lesson.save(fig, "zero_insertion")
 lesson.check(np.array_equal(ys, conv_transpose2d_scatter(Xs, Ks, stride=2)), "the pictured example equals the scatter")
@@ -125,7 +128,8 @@ for i in (1, 2, 3):
                 ref = conv_transpose2d_scatter(x, w, b, stride=s, padding=p)
                 for method in ("zero_insert", "col2im"):
                     y, _ = conv_transpose2d_forward(x, w, b, stride=s, padding=p, method=method)
-                    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-12, err_msg=f"{method} i={i} k={k} s={s} p={p}")
+                    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-12,
+                                               err_msg=f"{method} i={i} k={k} s={s} p={p}")
                 if y.shape[2] != (i - 1) * s + k - 2 * p:
                     raise AssertionError(f"output size wrong for i={i} k={k} s={s} p={p}")
                 n_cases += 1
@@ -133,12 +137,14 @@ lesson.check(n_cases > 50, f"{n_cases} configurations: both engine methods equal
 x, w = rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((2, 3, 3, 2))
 for kw in [dict(stride=2, padding=1, output_padding=1), dict(stride=(2, 3), padding=(0, 1), dilation=2)]:
     ref = conv_transpose2d_scatter(x, w, **kw)
-    lesson.close(conv_transpose2d_forward(x, w, **kw, method="zero_insert")[0], ref, f"zero_insert == scatter with {kw}")
+    lesson.close(conv_transpose2d_forward(x, w, **kw, method="zero_insert")[0], ref,
+                 f"zero_insert == scatter with {kw}")
     lesson.close(conv_transpose2d_forward(x, w, **kw, method="col2im")[0], ref, f"col2im == scatter with {kw}")
 for method in ("col2im", "zero_insert"):
     layer = ConvTranspose2d(3, 2, 4, stride=2, padding=1, method=method, dtype=np.float64, seed=1)
     err = max(gradcheck.check_module(layer, rng.standard_normal((2, 3, 3, 4))).values())
-    lesson.check(err < gradcheck.TOL_SMOOTH, f"ConvTranspose2d(method={method!r}) passes the gradient check ({err:.0e})")
+    lesson.check(err < gradcheck.TOL_SMOOTH,
+                 f"ConvTranspose2d(method={method!r}) passes the gradient check ({err:.0e})")
 
 # %%
 lesson.step("Way 3, the transpose: conv(x) = C x, transposed conv(y) = C^T y")
@@ -197,7 +203,8 @@ C = conv_matrix((4, 4), w, padding=1)
 solved = np.linalg.solve(C, y.ravel()).reshape(x.shape)
 print(f"C is {C.shape}, rank {np.linalg.matrix_rank(C)}; max |C^T C - I| = {np.abs(C.T @ C - np.eye(16)).max():.2f}")
 print("x:\n", x[0, 0], "\nconv_transpose(conv(x)):\n", back[0, 0], "\nsolve(C, conv(x)):\n", solved[0, 0])
-lesson.check(np.abs(back - x).max() > 0.1, f"conv_transpose(conv(x)) != x (max difference {np.abs(back - x).max():.2f})")
+lesson.check(np.abs(back - x).max() > 0.1,
+             f"conv_transpose(conv(x)) != x (max difference {np.abs(back - x).max():.2f})")
 lesson.close(solved, x, "an actual deconvolution (solving C x = y) does recover x", rtol=1e-8, atol=1e-10)
 lesson.close(back.ravel(), C.T @ C @ x.ravel(), "conv_transpose(conv(x)) = C^T C x")
 # And FCN's stride-2 layers cannot be inverted at all: C maps 36 numbers to 9.
@@ -227,8 +234,8 @@ for op, H in [(0, 7), (1, 8)]:
     cx, cache = conv2d_forward(x, w, stride=2, padding=1)
     print(f"output_padding={op}: 4x4 -> {t.shape[2]}x{t.shape[3]}  ((4-1)*2 - 2 + 3 + {op} = {6 - 2 + 3 + op})")
     lesson.check(t.shape[2:] == (H, H), f"output_padding={op} gives {H}x{H}")
-    lesson.close(np.sum(cx * g), np.sum(t * x), f"and is then the exact adjoint of the conv on {H}x{H} (dot-product test)",
-                 rtol=1e-12)
+    lesson.close(np.sum(cx * g), np.sum(t * x),
+                 f"and is then the exact adjoint of the conv on {H}x{H} (dot-product test)", rtol=1e-12)
     lesson.close(t, conv2d_backward(g, cache)[0], f"= that conv's backward pass on {H}x{H}")
 try:
     conv_transpose2d_forward(g, w, stride=2, padding=1, output_padding=2)
@@ -241,7 +248,8 @@ lesson.check(rejected, "output_padding must be < max(stride, dilation): it only 
 # %%
 lesson.step("FCN's upsampling layers use k = 2s, p = s/2: the output is exactly s times the input")
 print("layer             k   s   p    7x7 score map ->")
-for name, k, s, p in [("upscore2", 4, 2, 1), ("upscore8", 16, 8, 4), ("upscore16", 32, 16, 8), ("upscore32", 64, 32, 16)]:
+for name, k, s, p in [("upscore2", 4, 2, 1), ("upscore8", 16, 8, 4), ("upscore16", 32, 16, 8),
+                      ("upscore32", 64, 32, 16)]:
     out = conv_transpose_output_size(7, k, s, p)
     print(f"{name:15s} {k:3d} {s:3d} {p:3d}    {out}")
     lesson.check(out == 7 * s == (7 - 1) * s + k - 2 * p, f"{name}: (7-1)*{s} + {k} - {2 * p} = {7 * s} = 7 * {s}")

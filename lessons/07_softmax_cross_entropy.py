@@ -17,7 +17,7 @@
 # Run: `python lessons/07_softmax_cross_entropy.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
-from _common import Lesson, draw_matrix  # first: puts the repo on sys.path, picks a headless backend
+from _common import Lesson  # first: puts the repo on sys.path, picks a headless backend
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,7 +46,8 @@ print("logits at pixel (0, 0):", logits[0, :, 0, 0], " -> probabilities", p[0, :
 print("p[label] per pixel:\n", np.take_along_axis(p, labels[:, None], axis=1)[0, 0])
 lesson.check(p.shape == logits.shape and np.allclose(p.sum(axis=1), 1) and (p > 0).all(),
              "p has the logits' shape (N, C, H, W); over the class axis each pixel's p sums to 1")
-lesson.close(p[0, :, 0, 0], np.exp(logits[0, :, 0, 0]) / np.exp(logits[0, :, 0, 0]).sum(), "p = exp(z) / sum exp(z) at a pixel")
+lesson.close(p[0, :, 0, 0], np.exp(logits[0, :, 0, 0]) / np.exp(logits[0, :, 0, 0]).sum(),
+             "p = exp(z) / sum exp(z) at a pixel")
 per_pixel = -np.log(np.take_along_axis(p, labels[:, None], axis=1)[:, 0])  # (N, H, W)
 loss = SoftmaxCrossEntropy()(logits, labels)
 print("per-pixel loss -log p[label]:\n", per_pixel[0], f"\nmean = {per_pixel.mean():.6f}, engine loss = {loss:.6f}")
@@ -66,7 +67,8 @@ label2 = np.array([[[2]]])
 loss_big = SoftmaxCrossEntropy()(big, label2)
 print(f"engine loss for label 2: {loss_big:.6f} = -log({stable[2]:.6f})")
 lesson.close(loss_big, -np.log(stable[2]), "the engine's loss is finite and exact")
-lesson.close(loss_big, SoftmaxCrossEntropy()(big - 1000, label2), "softmax is shift-invariant: z and z - 1000 give the same loss")
+lesson.close(loss_big, SoftmaxCrossEntropy()(big - 1000, label2),
+             "softmax is shift-invariant: z and z - 1000 give the same loss")
 with np.errstate(over="ignore"):
     f32_overflow = np.exp(np.float32(89.0))
 print("in float32, the engine's default dtype, exp overflows already at 89:", f32_overflow)
@@ -78,7 +80,8 @@ with np.errstate(divide="ignore"):
     naive_loss = -np.log(np.exp(-1000.0) / (np.exp(-1000.0) + 1.0))
 loss_wrong = SoftmaxCrossEntropy()(wrong, np.array([[[0]]]))
 print(f"logits [-1000, 0], label 0: naive -log p = {naive_loss}, engine = {loss_wrong}")
-lesson.check(np.isinf(naive_loss) and loss_wrong == 1000.0, "log-sum-exp gives the exact loss 1000 where the naive form gives inf")
+lesson.check(np.isinf(naive_loss) and loss_wrong == 1000.0,
+             "log-sum-exp gives the exact loss 1000 where the naive form gives inf")
 
 # %%
 lesson.step("ignore_index = 255: void pixels give neither loss nor gradient")
@@ -104,7 +107,8 @@ print(f"{labels.size} pixels, {labels.size - V} labelled 255, V = {V} valid; los
 lesson.close(loss, per_pixel[valid].mean(), "the loss is the mean of -log p[label] over the V valid pixels only")
 scrambled = logits.copy()
 scrambled[:, :, ~valid[0]] = rng.standard_normal((3, labels.size - V)) * 50
-lesson.check(layer(scrambled, labels) == loss, "changing the logits of void pixels (even wildly) leaves the loss unchanged")
+lesson.check(layer(scrambled, labels) == loss,
+             "changing the logits of void pixels (even wildly) leaves the loss unchanged")
 lesson.check(not dlogits[:, :, ~valid[0]].any(), "the gradient at void pixels is exactly 0")
 try:
     layer(logits, np.where(labels == 255, 7, labels))
@@ -168,7 +172,8 @@ for t in sizes:  # the same scene tiled t x t: t^2 times the pixels
     size_curves["sum"].append(m * V * t * t)
 lesson.close(size_curves["mean"], [loss] * 4, "the mean does not depend on the image size")
 lesson.close(size_curves["sum"], [loss * V * t * t for t in sizes], "the sum grows with the number of pixels")
-lesson.check(SoftmaxCrossEntropy()(logits, np.full_like(labels, 255)) == 0.0, "no valid pixel at all: loss 0 (not 0/0 = nan)")
+lesson.check(SoftmaxCrossEntropy()(logits, np.full_like(labels, 255)) == 0.0,
+             "no valid pixel at all: loss 0 (not 0/0 = nan)")
 print("Why the engine takes the mean over valid pixels: the learning rate then means the same thing for any\n"
       "image size, batch size and amount of void. The authors' Caffe FCN summed instead and compensated with a\n"
       "tiny learning rate (base_lr 1e-10 'for unnormalized softmax', batch size 1, momentum 0.99).")
@@ -197,14 +202,16 @@ onehot = np.eye(3)[np.where(valid, labels, 0)].transpose(0, 3, 1, 2)
 expected = (p - onehot) * valid[:, None] / V
 lesson.close(dlogits, expected, "backward() == (p - onehot) / V, masked")
 lesson.close(dlogits, softmax_cross_entropy_grad_naive(logits, labels), "== the naive per-pixel loop")
-lesson.close(dlogits.sum(axis=1), 0, "at every pixel the gradient sums to 0 over the classes (softmax is shift-invariant)", atol=1e-15)
+lesson.close(dlogits.sum(axis=1), 0,
+             "at every pixel the gradient sums to 0 over the classes (softmax is shift-invariant)", atol=1e-15)
 _, cache = softmax_cross_entropy_forward(logits, labels)
 lesson.close(softmax_cross_entropy_backward(cache, 2.5), 2.5 * dlogits, "an upstream dloss scales it: the chain rule")
 # Finite differences: the loss is a scalar, so the 'random upstream gradient' is a random scalar g.
 errors = gradcheck.check(lambda: layer.forward(logits, labels), lambda g: {"logits": layer.backward(float(g))},
                          {"logits": logits}, seed=7)
 print(f"finite differences (h = 1e-6, random upstream scalar) vs backward: rel error {errors['logits']:.1e}")
-lesson.check(errors["logits"] < gradcheck.TOL_SMOOTH, f"the gradient check passes (< TOL_SMOOTH = {gradcheck.TOL_SMOOTH:g})")
+lesson.check(errors["logits"] < gradcheck.TOL_SMOOTH,
+             f"the gradient check passes (< TOL_SMOOTH = {gradcheck.TOL_SMOOTH:g})")
 
 # %%
 lesson.done()

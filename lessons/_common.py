@@ -19,6 +19,8 @@ A lesson is a script of ``# %%`` cells (jupytext percent format), one step per c
 Command line: ``--step`` waits for Enter after every step; ``--no-figures``
 skips saving; ``--figures DIR`` puts them in ``DIR/<lesson>/`` (default
 ``./lesson_figures/<lesson>/`` under the working directory, never the source tree).
+Opened as a notebook (under ipykernel) it takes no flags, never pauses, and
+shows figures inline without saving them.
 Checks use :meth:`Lesson.check` / :meth:`Lesson.close` rather than a bare
 ``assert`` (which ``python -O`` strips); a step without a check is an error.
 """
@@ -52,7 +54,8 @@ class Lesson:
                        help="figure folder (default: ./lesson_figures); files go to DIR/<lesson>/")
         args = p.parse_args([] if argv is None and _IN_NOTEBOOK else argv)
         self.name, self.title = name, title
-        self.pause, self.figures = args.step and not _IN_NOTEBOOK, not args.no_figures
+        # In a notebook there is no command line and no terminal to pause; figures show inline, unsaved.
+        self.pause, self.figures = args.step and not _IN_NOTEBOOK, not (args.no_figures or _IN_NOTEBOOK)
         self.figure_dir = Path(args.figures).resolve() / name
         self.steps, self.checks, self.saved, self._step_checks = 0, 0, [], None
         np.set_printoptions(precision=4, suppress=True, linewidth=110)
@@ -74,7 +77,14 @@ class Lesson:
         print(f"\n--- Step {self.steps}. {title}")
 
     def check(self, condition, claim: str):
-        """Prove ``claim``: raise AssertionError unless ``condition`` is true."""
+        """Prove ``claim``: raise AssertionError unless ``condition`` is true.
+
+        ``condition`` may be a callable: it is called, and passes if it returns a true
+        value or None without raising (``lambda: np.testing.assert_array_equal(a, b)``).
+        """
+        if callable(condition):
+            condition = condition()
+            condition = True if condition is None else condition
         if not bool(condition):
             raise AssertionError(f"lesson {self.name}, step {self.steps}: FAILED: {claim}")
         self.checks += 1

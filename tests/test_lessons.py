@@ -96,15 +96,19 @@ def test_lesson_under_step_pauses_after_every_step(tmp_path):
 # --------------------------------------------------------------------------- the framework, in-process
 
 
+def _import_common():
+    spec = importlib.util.spec_from_file_location("_lesson_common_under_test", LESSONS_DIR / "_common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def common(monkeypatch, tmp_path):
     """Import lessons/_common.py fresh, run from tmp_path, and restore NumPy's print options afterwards."""
     monkeypatch.chdir(tmp_path)
     saved = np.get_printoptions()
-    spec = importlib.util.spec_from_file_location("_lesson_common_under_test", LESSONS_DIR / "_common.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
+    yield _import_common()
     np.set_printoptions(**saved)
 
 
@@ -164,9 +168,36 @@ def test_framework_rejects_failed_and_missing_checks(common):
         lesson.check(False, "the claim")
     with pytest.raises(AssertionError, match="not close"):
         lesson.close(1.0, 1.1, "not close")
+    lesson.check(lambda: np.testing.assert_array_equal([1, 2], [1, 2]), "a callable that does not raise passes")
+    with pytest.raises(AssertionError):
+        lesson.check(lambda: np.testing.assert_array_equal([1, 2], [1, 3]), "a callable that raises fails")
+    with pytest.raises(AssertionError, match="returns False"):
+        lesson.check(lambda: False, "a callable that returns False")
     lesson = common.Lesson("99_demo", "demo", argv=[])
     lesson.step("a step that proves nothing")
     with pytest.raises(RuntimeError, match="without a check"):
         lesson.step("b")
     with pytest.raises(SystemExit):
         common.Lesson("99_demo", "demo", argv=["--no-such-flag"])
+
+
+def test_framework_in_a_notebook_takes_no_flags_and_saves_nothing(monkeypatch, tmp_path):
+    """Under ipykernel, sys.argv holds the kernel's own arguments: they must not be parsed."""
+    import types
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "/tmp/kernel-1.json"])
+    saved = np.get_printoptions()
+    try:
+        common = _import_common()
+        lesson = common.Lesson("99_demo", "demo")
+        assert not lesson.pause and not lesson.figures
+        fig = _figure()
+        lesson.save(fig, "inline")
+        assert not any(tmp_path.iterdir())
+    finally:
+        np.set_printoptions(**saved)
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
