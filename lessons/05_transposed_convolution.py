@@ -93,6 +93,8 @@ lesson.check(np.array_equal(y1[0, 0], Y),
 # Why flipped: the stamp puts K[u, v] at offset (u, v) AFTER the input pixel; read from the
 # output pixel's side, the input pixel sits at offset -(u, v): the kernel runs backwards.
 lesson.check(not np.array_equal(conv2d_forward(padded1, K)[0][0, 0], Y), "without the flip the result is wrong")
+print("Note: the seed's figure adds up the centre 0+2+2+0 = 4 in this stride-1 case (z = 0); its step 3,\n"
+      "one zero between rows and columns (2x2 -> 3x3), is the stride-2 case (z = 1), next:")
 X_big = rng.standard_normal((1, 1, 2, 2))  # the seed's step 3: stride 2, one zero between rows and columns
 y2, inserted2, padded2, flipped2 = by_zero_insertion(X_big, rng.standard_normal((1, 1, 3, 3)), s=2, p=1, verbose=True)
 lesson.check(inserted2.shape[2:] == (3, 3), "stride 2: z = 1 zero between the pixels turns 2x2 into (2i-1) = 3x3")
