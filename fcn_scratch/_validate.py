@@ -116,5 +116,7 @@ def finite_scalar(value, name: str) -> float:
 def need_cache(cache, layer: str):
     """Raise a clear error when ``backward`` comes before ``forward``."""
     if cache is None:
-        raise ValueError(f"{layer}.backward() called before forward(): run forward first")
+        raise ValueError(
+            f"{layer}.backward() called before forward() (or after a forward under no_grad()): run forward first"
+        )
     return cache

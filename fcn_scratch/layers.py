@@ -17,11 +17,38 @@ their keys are prefixed with the attribute name: ``conv1_1.weight``.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from . import functional as F
 from ._validate import check_array, check_grad, finite_scalar, float_dtype, need_cache, pair, positive_int
 from .init import default_uniform, make_rng
+
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inference mode, as ``torch.no_grad()``: layers keep no cache for ``backward``.
+
+    Each layer's temporaries (a convolution's im2col matrix is ``k*k`` times its
+    input) are freed as soon as the next layer runs, so a deep network's peak
+    memory is one layer's working set instead of the sum over all layers.
+    ``backward`` after a forward under ``no_grad()`` raises ``ValueError``.
+    """
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """False inside :func:`no_grad`."""
+    return _grad_enabled
 
 
 class Module:
@@ -33,6 +60,10 @@ class Module:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray | None] = {}
         self._cache = None
+
+    def _remember(self, cache):
+        """Keep what ``backward`` needs, unless running under :func:`no_grad`."""
+        self._cache = cache if _grad_enabled else None
 
     # -- composition ---------------------------------------------------------
     def children(self) -> dict[str, "Module"]:
@@ -142,7 +173,8 @@ class Conv2d(Module):
 
     def forward(self, x):
         check_array(x, "x", ndim=4, channels=self.in_channels, dtype=self.dtype)
-        y, self._cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        y, cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        self._remember(cache)
         self._out_shape = y.shape
         return y
 
@@ -203,9 +235,10 @@ class ConvTranspose2d(Module):
 
     def forward(self, x):
         check_array(x, "x", ndim=4, channels=self.in_channels, dtype=self.dtype)
-        y, self._cache = F.conv_transpose2d_forward(
+        y, cache = F.conv_transpose2d_forward(
             x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.dilation, self.method
         )
+        self._remember(cache)
         self._out_shape = y.shape
         return y
 
@@ -247,10 +280,11 @@ class MaxPool2d(Module):
 
     def forward(self, x):
         check_array(x, "x", ndim=4)
-        y, self._cache = F.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                                             self.ceil_mode)
+        y, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                       self.ceil_mode)
+        self._remember(cache)
         self._out_shape, self._dtype = y.shape, y.dtype
-        self.indices = self._cache[1]
+        self.indices = cache[1]
         return (y, self.indices) if self.return_indices else y
 
     def backward(self, dy):
@@ -267,7 +301,8 @@ class ReLU(Module):
 
     def forward(self, x):
         check_array(x, "x")
-        y, self._cache = F.relu_forward(x)
+        y, cache = F.relu_forward(x)
+        self._remember(cache)
         self._out_shape, self._dtype = y.shape, y.dtype
         return y
 
@@ -293,15 +328,15 @@ class Dropout2d(Module):
 
     def forward(self, x):
         check_array(x, "x", ndim=4)
-        y, self._cache = F.dropout2d_forward(x, self.p, self.training, self.rng)
-        self._out_shape, self._dtype, self._seen = y.shape, y.dtype, True
+        y, mask = F.dropout2d_forward(x, self.p, self.training, self.rng)
+        self._remember((mask,))  # mask is None when dropout is the identity (eval, p=0)
+        self._out_shape, self._dtype = y.shape, y.dtype
         return y
 
     def backward(self, dy):
-        if not getattr(self, "_seen", False):
-            raise ValueError("Dropout2d.backward() called before forward(): run forward first")
+        (mask,) = need_cache(self._cache, type(self).__name__)
         check_grad(dy, "dy", self._out_shape, self._dtype)
-        return F.dropout2d_backward(dy, self._cache)
+        return F.dropout2d_backward(dy, mask)
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -364,7 +399,8 @@ class Crop(Module):
 
     def forward(self, x, size):
         check_array(x, "x", ndim=4, finite=False)
-        y, self._cache = F.crop_forward(x, size, self.offset)
+        y, cache = F.crop_forward(x, size, self.offset)
+        self._remember(cache)
         self._out_shape, self._dtype = y.shape, y.dtype
         return y
 
@@ -381,7 +417,8 @@ class Add(Module):
         check_array(a, "a", finite=False)
         check_array(b, "b", finite=False, dtype=a.dtype)
         y, _ = F.add_forward(a, b)
-        self._out_shape, self._dtype, self._cache = y.shape, y.dtype, True
+        self._out_shape, self._dtype = y.shape, y.dtype
+        self._remember(True)
         return y
 
     def backward(self, dy):
