@@ -28,6 +28,7 @@ import numpy as np
 
 from . import kernels
 from .kernels import numba_kernels, numpy_kernels
+from .layers import no_grad
 
 BATCH = 8
 # The tiny-FCN convolution shapes: (C_in, C_out, H=W)
@@ -238,7 +239,12 @@ def bench_vgg_inference(repeats, torch):
 
     model = FCN8s(21, seed=0).eval()
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    contenders = {"ours": lambda: model.forward(x)}
+
+    def ours():
+        with no_grad():  # as torch.no_grad() below: no caches kept for a backward pass
+            model.forward(x)
+
+    contenders = {"ours": ours}
     if torch is not None:
         from . import torch_ref
 
@@ -307,7 +313,8 @@ def _memory_job(job: str, library: str) -> dict:
         loss_fn = SoftmaxCrossEntropy()
         if job == "vgg_inference":
             def run():
-                model.forward(x)
+                with no_grad():
+                    model.forward(x)
         else:
             def run():
                 loss_fn.forward(model.forward(x), labels)
