@@ -1,0 +1,202 @@
+# %% [markdown]
+# # Lesson 06: upsampling -- nearest, bilinear, bed of nails, max-unpooling, and the checkerboard
+#
+# FCN's score map is 32 times smaller than the image; upsampling brings it
+# back. The seed notes list four fixed ways to enlarge a map, and FCN's own,
+# learnable one (the transposed convolution of lesson 05) starts as one of them.
+# This lesson runs each from `fcn_scratch.upsample`:
+#
+# 1. **nearest** neighbour: copy each pixel into an s x s block,
+# 2. the **bilinear kernel** (`fcn_scratch.init.bilinear_kernel`): `f = ceil(k/2)`,
+#    `c = f - 1` (k odd) or `f - 1/2` (k even), `w[i, j] = (1 - |i-c|/f)(1 - |j-c|/f)`;
+#    for k = 4 the taps are 1/4, 3/4, 3/4, 1/4,
+# 3. **bilinear** upsampling, which *is* a transposed convolution carrying that
+#    kernel -- how FCN initialises its `upscore` layers,
+# 4. **bed of nails**: each pixel at the corner of its block, zeros elsewhere,
+# 5. **max-unpooling**: each pixel back where max-pooling found its maximum,
+#    using the indices of `MaxPool2d(return_indices=True)`,
+# 6. that every one of them is linear and its backward pass is its transpose,
+# 7. the **checkerboard** artifact of a transposed convolution whose kernel is
+#    not a multiple of its stride (k = 3, s = 2: uneven overlap), and why k = 2s
+#    avoids it (constant in, constant interior out).
+#
+# Seed notes: `004_*.txt` ("주로 사용되는 upsampling 기법": nearest neighbors,
+# bi-linear interpolation, bed of nails, max-unpooling; "checkerboard effect ...
+# uneven overlap ... kernel size of 2x2 or 4x4 when having a stride of 2"),
+# `001_*.txt` and `002_*.txt` (Bilinear Interpolation; backwards convolution
+# initialised to bilinear interpolation).
+# Run: `python lessons/06_upsampling.py [--step] [--no-figures] [--figures DIR]`.
+
+# %%
+from _common import Lesson, draw_matrix  # first: puts the repo on sys.path, picks a headless backend
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fcn_scratch.functional import conv_transpose2d_forward
+from fcn_scratch.init import bilinear_kernel, bilinear_taps, bilinear_weight
+from fcn_scratch.layers import ConvTranspose2d, MaxPool2d
+from fcn_scratch.models import FCN8s
+from fcn_scratch.upsample import BedOfNails, BilinearUpsample, MaxUnpool2d, NearestUpsample, bilinear_geometry
+
+lesson = Lesson("06_upsampling", "Upsampling: nearest, bilinear, bed of nails, max-unpooling, checkerboard")
+rng = np.random.default_rng(6)
+
+x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)  # the small map every method enlarges x2 below
+results = {}
+
+# %%
+lesson.step("Nearest neighbour: y[i, j] = x[i // s, j // s], each pixel copied into an s x s block")
+nearest = NearestUpsample(2)
+results["nearest"] = y = nearest.forward(x)
+print("x:\n", x[0, 0], f"\nNearestUpsample(2): {x.shape} -> {y.shape}\n", y[0, 0])
+lesson.check(np.array_equal(y[0, 0], np.kron(x[0, 0], np.ones((2, 2)))), "every pixel becomes a 2x2 block")
+lesson.check(NearestUpsample((2, 3)).forward(x).shape == (1, 1, 6, 9), "the factors may differ per axis: (2, 3)")
+
+# %%
+lesson.step("The bilinear kernel: f = ceil(k/2), c = f-1 (k odd) or f-1/2 (k even), w = (1-|i-c|/f)(1-|j-c|/f)")
+for k in (4, 3, 16):
+    f = math.ceil(k / 2)
+    c = f - 1 if k % 2 else f - 0.5
+    by_hand = np.array([1 - abs(i - c) / f for i in range(k)])
+    print(f"k={k:2d}: f={f}, c={c}, taps = {np.round(bilinear_taps(k), 4)}")
+    lesson.close(bilinear_taps(k), by_hand, f"k={k}: bilinear_taps follows the formula")
+    lesson.close(bilinear_kernel(k), np.outer(by_hand, by_hand), f"k={k}: the kernel is the outer product of the taps")
+lesson.close(bilinear_taps(4), [1 / 4, 3 / 4, 3 / 4, 1 / 4], "k=4 (FCN's x2 layers): taps 1/4, 3/4, 3/4, 1/4")
+print("bilinear_kernel(4):\n", bilinear_kernel(4))
+w = bilinear_weight(3, 3, 4)  # a ConvTranspose2d weight (C_in, C_out, k, k)
+off_diagonal = w[~np.eye(3, dtype=bool)]
+lesson.check(all(np.array_equal(w[c, c], bilinear_kernel(4, np.float32)) for c in range(3)) and not off_diagonal.any(),
+             "bilinear_weight(3, 3, 4): the kernel on the channel diagonal, zeros elsewhere (class c stays class c)")
+
+# %%
+lesson.step("Bilinear upsampling is a transposed convolution with the bilinear kernel (k = 2s, p = s/2)")
+bilinear = BilinearUpsample(1, 2)
+results["bilinear"] = y = bilinear.forward(x)
+print(f"BilinearUpsample(1, 2): kernel {bilinear.kernel_size}, padding {bilinear.padding}\n", y[0, 0])
+y_convt, _ = conv_transpose2d_forward(x, bilinear_weight(1, 1, 4, np.float64), stride=2, padding=1)
+lesson.close(y, y_convt, "= ConvTranspose2d(k=4, stride=2, padding=1) carrying the bilinear kernel")
+# Output pixel o sits at source coordinate (o + 1/2)/s - 1/2 (pixel centres): bilinear interpolation
+# reproduces any linear function there, so a ramp stays an exact ramp inside the map.
+ramp = (np.arange(5.0)[:, None] + 10 * np.arange(6.0)[None, :])[None, None]  # x[i, j] = i + 10 j
+src_r, src_c = (np.arange(10) + 0.5) / 2 - 0.5, (np.arange(12) + 0.5) / 2 - 0.5
+up = bilinear.forward(ramp)[0, 0]
+lesson.close(up[1:-1, 1:-1], (src_r[:, None] + 10 * src_c[None, :])[1:-1, 1:-1],
+             "inside the map it interpolates exactly: the ramp i + 10j becomes the ramp at the source coordinates")
+edge = BilinearUpsample(1, 2).forward(np.ones((1, 1, 3, 3)))[0, 0, 2]
+print("ones(3, 3) upsampled x2, a middle row:", edge)
+lesson.close(edge, [0.75, 1, 1, 1, 1, 0.75], "at the border it blends with the zeros beyond the edge (3/4)")
+# FCN's upsamplers are these very layers, made learnable: x2, x8, x16, x32 with k = 2s, p = s/2.
+for s in (2, 8, 16, 32):
+    k, p = bilinear_geometry(s)
+    up_layer = ConvTranspose2d(2, 2, k, stride=s, padding=p, dtype=np.float64, seed=0)
+    up_layer.params["weight"][...] = bilinear_weight(2, 2, k, np.float64)
+    up_layer.params["bias"][...] = 0
+    z = rng.standard_normal((1, 2, 3, 4))
+    out = up_layer.forward(z)
+    lesson.check(out.shape[2:] == (3 * s, 4 * s) and np.allclose(out, BilinearUpsample(2, s).forward(z)),
+                 f"x{s}: ConvTranspose2d(k={k}, s={s}, p={p}) with bilinear weights = BilinearUpsample(2, {s})")
+fresh = FCN8s.tiny(3, seed=0)
+lesson.check(all(np.array_equal(getattr(fresh, n).weight, bilinear_weight(3, 3, k)) for n, k in
+                 (("upscore2", 4), ("upscore2_pool4", 4), ("upscore8", 16))),
+             "a fresh FCN-8s: upscore2, upscore2_pool4, upscore8 all start as bilinear interpolation")
+
+# %%
+lesson.step("Bed of nails: each pixel at the top-left of its s x s block, zeros elsewhere")
+results["bed of nails"] = y = BedOfNails(2).forward(x)
+print(y[0, 0])
+lesson.check(np.array_equal(y[0, 0, ::2, ::2], x[0, 0]) and y[0, 0].sum() == x.sum(),
+             "the nails hold the input, every other pixel is 0")
+
+# %%
+lesson.step("Max-unpooling: put each value back where MaxPool2d(return_indices=True) found it")
+before = rng.permutation(16).astype(float).reshape(1, 1, 4, 4)  # distinct values: no ties
+pool = MaxPool2d(2, return_indices=True)
+pooled, indices = pool.forward(before)
+print("before pooling:\n", before[0, 0], "\npooled:\n", pooled[0, 0], "\nindices (flat h*W + w):\n", indices[0, 0])
+unpool = MaxUnpool2d(2)
+results["max-unpooling"] = unpooled = unpool.forward(pooled, indices)
+print("unpooled:\n", unpooled[0, 0])
+is_max = before == np.kron(pooled, np.ones((2, 2)))  # the winner of each 2x2 window
+lesson.check(np.array_equal(unpooled, np.where(is_max, before, 0)),
+             "each maximum returns to its own pixel; the other 3 of each window become 0")
+lesson.check(np.array_equal(pool.forward(unpooled)[0], pooled), "pooling the unpooled map gives the pooled map back")
+corner = np.array([[0, 2], [8, 10]]).reshape(1, 1, 2, 2)  # indices of every block's top-left pixel
+lesson.check(np.array_equal(unpool.forward(pooled, corner), BedOfNails(2).forward(pooled)),
+             "bed of nails = max-unpooling with every index at the top-left corner")
+
+fig, axes = plt.subplots(2, 4, figsize=(14, 7.2), gridspec_kw={"width_ratios": [3, 6, 6, 6]})
+draw_matrix(axes[0, 0], x[0, 0], "input 3x3", fmt="{:.0f}", cmap="Blues", vmin=0, vmax=10)
+for ax, name in zip(axes[0, 1:], ("nearest", "bilinear", "bed of nails")):
+    draw_matrix(ax, results[name][0, 0], f"{name} x2: 6x6", fmt="{:.2g}", cmap="Blues", vmin=0, vmax=10, fontsize=8)
+axes[1, 0].axis("off")
+draw_matrix(axes[1, 1], before[0, 0], "before max-pooling 4x4\n(window maxima in bold)", fmt="{:.0f}", cmap="Greens",
+            vmin=-3, vmax=18)
+for (i, j), v in np.ndenumerate(is_max[0, 0]):
+    if v:
+        axes[1, 1].texts[i * 4 + j].set_fontweight("bold")
+draw_matrix(axes[1, 2], pooled[0, 0], "MaxPool2d(2): 2x2\n+ indices " + str(indices[0, 0].ravel().tolist()),
+            fmt="{:.0f}", cmap="Greens", vmin=-3, vmax=18)
+draw_matrix(axes[1, 3], unpooled[0, 0], "max-unpooling x2: 4x4\n(each max back at its index)", fmt="{:.0f}",
+            cmap="Greens", vmin=-3, vmax=18)
+for ax in axes[0, 1:]:
+    ax.set_aspect("equal")
+for ax in (axes[1, 1], axes[1, 3]):  # the four 2x2 pooling windows
+    ax.axhline(1.5, color="black", lw=2), ax.axvline(1.5, color="black", lw=2)
+fig.tight_layout()
+fig.suptitle("Fixed upsampling methods of the seed notes (values written in the cells)", fontsize=12, y=1.02)
+lesson.save(fig, "methods")
+
+# %%
+lesson.step("All four are linear maps; each backward pass is the transpose: <up(x), g> == <x, up_backward(g)>")
+z = rng.standard_normal((2, 3, 4, 6))
+pool4 = MaxPool2d(2, return_indices=True)
+zp, zi = pool4.forward(rng.standard_normal((2, 3, 8, 12)))
+cases = {"nearest": (NearestUpsample(2), (z,)), "bilinear": (BilinearUpsample(3, 2), (z,)),
+         "bed of nails": (BedOfNails(2), (z,)), "max-unpooling": (MaxUnpool2d(2), (zp, zi))}
+for name, (layer, args) in cases.items():
+    out = layer.forward(*args)
+    g = rng.standard_normal(out.shape)
+    lhs, rhs = np.sum(out * g), np.sum(args[0] * layer.backward(g))
+    print(f"{name:14s} <up(x), g> = {lhs:+.10f}   <x, backward(g)> = {rhs:+.10f}")
+    lesson.close(lhs, rhs, f"{name}: the backward pass is the adjoint of the forward", rtol=1e-12)
+# No parameters to learn in any of them: a fixed rule. FCN's ConvTranspose2d starts as the bilinear
+# rule and then learns its kernel by the same backward pass (lesson 05, lesson 08).
+
+# %%
+lesson.step("The checkerboard: k = 3, s = 2 overlaps unevenly; k = 4 = 2s overlaps evenly")
+const = np.ones((1, 1, 5, 5))  # a constant input: any pattern in the output comes from the layer itself
+ones3, ones4 = np.ones((1, 1, 3, 3)), np.ones((1, 1, 4, 4))  # kernels of ones: output = number of overlapping stamps
+y3, _ = conv_transpose2d_forward(const, ones3, stride=2, padding=1, output_padding=1)  # 5x5 -> 10x10
+y4, _ = conv_transpose2d_forward(const, ones4, stride=2, padding=1)  # 5x5 -> 10x10
+yb, _ = conv_transpose2d_forward(const, bilinear_weight(1, 1, 4, np.float64), stride=2, padding=1)
+print("k=3, s=2, kernel of ones, constant input, one row:", y3[0, 0, 4])
+print("k=4, s=2, kernel of ones, constant input, one row:", y4[0, 0, 4])
+inner3, inner4, innerb = y3[0, 0, 1:-1, 1:-1], y4[0, 0, 1:-1, 1:-1], yb[0, 0, 1:-1, 1:-1]
+lesson.check(set(np.unique(inner3)) == {1.0, 2.0, 4.0},
+             "k=3, s=2: output pixels get 1 or 2 stamps per axis (3 = 2+1): the interior alternates 1, 2, 4")
+lesson.check(np.all(inner4 == 4.0), "k=4, s=2: every interior pixel gets exactly 2 stamps per axis: constant 4")
+lesson.close(innerb, np.ones_like(innerb), "the bilinear k=4, s=2 kernel: constant 1 in, constant 1 out inside")
+# Why: output pixel o receives kernel taps t with t = o + p (mod s), one per input pixel: k/s taps when
+# s divides k, else ceil or floor of k/s depending on o's phase. With k = 2s every phase gets 2 taps
+# per axis; whether their *weights* also sum alike is up to the kernel -- the bilinear taps do:
+t4 = bilinear_taps(4)
+lesson.close([t4[0] + t4[2], t4[1] + t4[3]], [1.0, 1.0],
+             "bilinear k=4 taps per phase: 1/4 + 3/4 = 3/4 + 1/4 = 1 (a learned kernel may drift from this)")
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
+draw_matrix(axes[0], y3[0, 0], "k=3, s=2, kernel of ones:\nuneven overlap -> checkerboard", fmt="{:.0f}",
+            cmap="magma", vmin=0, vmax=4.5, fontsize=8)
+draw_matrix(axes[1], y4[0, 0], "k=4 = 2s, kernel of ones:\neven overlap -> constant inside", fmt="{:.0f}",
+            cmap="magma", vmin=0, vmax=4.5, fontsize=8)
+draw_matrix(axes[2], yb[0, 0], "k=4, s=2, p=1, bilinear kernel\n(FCN's x2 init): constant 1 inside", fmt="{:.2g}",
+            cmap="magma", vmin=0, vmax=1.1, fontsize=8)
+fig.tight_layout()
+fig.suptitle("Transposed convolution of a constant 5x5 input (all ones): the pattern is the layer's own",
+             fontsize=12, y=1.08)
+lesson.save(fig, "checkerboard")
+
+# %%
+lesson.done()
