@@ -273,6 +273,17 @@ def pad_or_crop_backward(dout, x_shape, pad_h, pad_w):
 # --------------------------------------------------------------------------- max-pool
 
 
+def check_pool_padding(padding, kernel_size):
+    """PyTorch's rule: padding at most half the (undilated) kernel, ``p <= k // 2``, on each axis.
+
+    More padding would let a window see nothing but ``-inf``.
+    """
+    for p, k, axis in zip(padding, kernel_size, "hw"):
+        if p > k // 2:
+            raise ValueError(f"padding must be at most half the kernel size ({k} // 2 = {k // 2}) along {axis}, "
+                             f"got padding={tuple(padding)} for kernel_size={tuple(kernel_size)}")
+
+
 def maxpool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Max over ``kh x kw`` windows, PyTorch's ``max_pool2d``.
 
@@ -288,11 +299,7 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_m
     sh, sw = pair(kernel_size if stride is None else stride, "stride", minimum=1)
     ph, pw = pair(padding, "padding", minimum=0)
     dh, dw = pair(dilation, "dilation", minimum=1)
-    for p, k, d, axis in ((ph, kh, dh, "h"), (pw, kw, dw, "w")):
-        if 2 * p > d * (k - 1) + 1:
-            raise ValueError(
-                f"padding must be at most half the (dilated) kernel size {d * (k - 1) + 1} along {axis}, got {p}"
-            )
+    check_pool_padding((ph, pw), (kh, kw))
     N, C, H, W = x.shape
     Ho = pool_output_size(H, kh, sh, ph, dh, ceil_mode)
     Wo = pool_output_size(W, kw, sw, pw, dw, ceil_mode)

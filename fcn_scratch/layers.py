@@ -270,10 +270,7 @@ class MaxPool2d(Module):
         self.stride = self.kernel_size if stride is None else pair(stride, "stride", minimum=1)
         self.padding = pair(padding, "padding", minimum=0)
         self.dilation = pair(dilation, "dilation", minimum=1)
-        for p, k, d in zip(self.padding, self.kernel_size, self.dilation):
-            if 2 * p > d * (k - 1) + 1:
-                raise ValueError(f"padding must be at most half the kernel size, got padding={self.padding} "
-                                 f"for kernel_size={self.kernel_size}")
+        F.check_pool_padding(self.padding, self.kernel_size)
         self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
         self.indices = None

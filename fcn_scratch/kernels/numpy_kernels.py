@@ -66,20 +66,23 @@ def col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
 
 
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
-    """Window max over ``-inf`` padding, first max on ties; flat ``h*W + w`` argmax."""
+    """Window max over ``-inf`` padding, first max on ties; flat ``h*W + w`` argmax.
+
+    The winner is the first tap that is both maximal and inside the input, as in
+    the Numba kernel (which never looks at padding), so the two agree even on a
+    window whose real pixels are ``-inf`` too; a window of padding only gives -1.
+    """
     N, C, H, W = x.shape
     xp = _pad(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, -np.inf)
-    win = _window_view(xp, kh, kw, sh, sw, dh, dw, Ho, Wo)  # (N, C, kh, kw, Ho, Wo)
-    win = win.reshape(N, C, kh * kw, Ho, Wo)
-    tap = np.argmax(win, axis=2)  # np.argmax returns the first maximum
-    out = np.take_along_axis(win, tap[:, :, None], axis=2)[:, :, 0]
+    win = _window_view(xp, kh, kw, sh, sw, dh, dw, Ho, Wo).reshape(N, C, kh * kw, Ho, Wo)
+    out = win.max(axis=2)
     h, w = _tap_indices(H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
-    h = np.broadcast_to(h, (kh, kw, Ho, Wo)).reshape(kh * kw, Ho, Wo)
-    w = np.broadcast_to(w, (kh, kw, Ho, Wo)).reshape(kh * kw, Ho, Wo)
-    ho = np.arange(Ho)[:, None]
-    wo = np.arange(Wo)[None, :]
-    hh, ww = h[tap, ho, wo], w[tap, ho, wo]
-    argmax = np.where(np.isneginf(out) & ((hh < 0) | (hh >= H) | (ww < 0) | (ww >= W)), -1, hh * W + ww)
+    h, w = (np.broadcast_to(a, (kh, kw, Ho, Wo)).reshape(kh * kw, Ho, Wo) for a in (h, w))
+    inside = (h >= 0) & (h < H) & (w >= 0) & (w < W)  # (taps, Ho, Wo)
+    winners = (win == out[:, :, None]) & inside
+    tap = np.argmax(winners, axis=2)  # the first True
+    flat = np.take_along_axis((h * W + w)[None, None], tap[:, :, None], axis=2)[:, :, 0]
+    argmax = np.where(winners.any(axis=2), flat, -1)
     return out.astype(x.dtype, copy=False), argmax.astype(np.int64)
 
 
