@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import fcn_scratch
 from fcn_scratch import kernels, naive
+from fcn_scratch.kernels import numba_kernels, numpy_kernels
 from fcn_scratch.functional import conv_output_size, pool_output_size
 from fcn_scratch.kernels import numba_kernels as nbk
 from fcn_scratch.kernels import numpy_kernels as npk
@@ -376,3 +377,14 @@ def test_environment_variable_bad_name():
     result = _backend_in_subprocess("tensorflow")
     assert result.returncode != 0
     assert "ValueError" in result.stderr and "backend must be one of" in result.stderr
+
+
+def test_maxpool_all_minus_inf_windows_agree_across_backends():
+    """Real pixels equal to -inf still beat padding: both backends pick the first tap inside the input."""
+    x = np.full((1, 1, 3, 3), -np.inf)
+    args = (x, 3, 3, 2, 2, 1, 1, 1, 1, 2, 2)
+    out_nb, idx_nb = numba_kernels.maxpool_forward(*args)
+    out_np, idx_np = numpy_kernels.maxpool_forward(*args)
+    np.testing.assert_array_equal(idx_nb, idx_np)
+    np.testing.assert_array_equal(idx_nb.ravel(), [0, 1, 3, 4])
+    assert np.all(np.isneginf(out_nb)) and np.all(np.isneginf(out_np))
