@@ -1,0 +1,342 @@
+# %% [markdown]
+# # Lesson 08: FCN-32s, FCN-16s, FCN-8s
+#
+# The three networks of the paper, as the seed's PyTorch classes write them
+# and `fcn_scratch.models` implements them (forward *and* backward by hand):
+# a VGG16 backbone with ceil-mode pooling, fc6/fc7 as 1x1 convolutions,
+# a 1x1 `score_fr`, and transposed convolutions back to the input size --
+# in one x32 step (32s), or in steps that add finer predictions from pool4
+# (16s) and pool3 (8s): the **skip architecture**. This lesson
+#
+# 1. traces the shapes at every stage for a 224x224 input and for an odd 37x53 one,
+# 2. shows the skips: 1x1 `score_pool4_fr` / `score_pool3_fr`, **zero** initialised,
+#    **summed** -- a fresh FCN-8s outputs zeros and its skips start as no-ops,
+# 3. the **crop/alignment rule** (`crop_plan`, `pooled_sizes`): top-left, offset 0,
+# 4. the original paper's **100-pixel padding** of conv1_1 and its crop offsets
+#    (19; 5, 27; 5, 9, 31), derived, and why this engine needs neither,
+# 5. proves the seed's upsampler settings (k64 s32 p16, k4 s2 p1, k32 s16 p8,
+#    k16 s8 p4) give exactly x32, x2, x16, x8 by the output-size formula,
+# 6. Dropout2d in fc6/fc7,
+# 7. gradient-checks a whole tiny FCN-8s in float64.
+#
+# Seed notes: `002_*.txt` (the FCN32s/16s/8s classes, "FCN 모델 구현"; skip
+# connection code), `003_*.txt` ("2.4 FCN에서 성능을 향상시키기 위한 방법": 1x1 fc6,
+# Dropout, Deconv k64 s32 p16, skip connections; "4. Further Reading": 100 zero
+# padding on conv1's first conv, then Crop), `001_*.txt` and `000_*.txt`
+# (Skip Architecture: score layers initialised to 0, deconvolutions bilinear).
+# Run: `python lessons/08_fcn_architectures.py [--step] [--no-figures] [--figures DIR]`.
+
+# %%
+from _common import Lesson  # first: puts the repo on sys.path, picks a headless backend
+
+from fractions import Fraction
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+from fcn_scratch import gradcheck
+from fcn_scratch.functional import (conv2d_forward, conv_output_size, conv_transpose2d_forward,
+                                    conv_transpose_output_size, crop_forward, pool_output_size)
+from fcn_scratch.init import bilinear_weight
+from fcn_scratch.models import (FCN8s, FCN16s, FCN32s, UPSAMPLERS, VGG16_CONVS, VGG16_WIDTHS, crop_plan,
+                                pooled_sizes, transfer_weights)
+from fcn_scratch.upsample import BilinearUpsample
+
+lesson = Lesson("08_fcn_architectures", "FCN-32s, FCN-16s, FCN-8s: shapes, skips, crops, gradient check")
+rng = np.random.default_rng(8)
+K = 5  # classes of the toy task (background + 4 shapes)
+
+
+def trace_fcn8s(model, x):
+    """Run FCN-8s stage by stage through its own layers; return [(stage, shape)] and the logits."""
+    rows = [("input", x.shape)]
+    h = x
+    for b in range(1, 6):
+        h = model._block_forward(b, h)  # (3x3 conv + ReLU) x n, then 2x2 max-pool, ceil mode
+        rows.append((f"pool{b}  (1/{2 ** b})", h.shape))
+        if b == 3:
+            score_pool3 = model.score_pool3_fr.forward(h)
+            rows.append(("  score_pool3_fr (1x1)", score_pool3.shape))
+        if b == 4:
+            score_pool4 = model.score_pool4_fr.forward(h)
+            rows.append(("  score_pool4_fr (1x1)", score_pool4.shape))
+    h = model.drop6.forward(model.relu6.forward(model.fc6.forward(h)))
+    rows.append(("fc6 (1x1) + ReLU + drop", h.shape))
+    h = model.drop7.forward(model.relu7.forward(model.fc7.forward(h)))
+    rows.append(("fc7 (1x1) + ReLU + drop", h.shape))
+    score = model.score_fr.forward(h)
+    rows.append(("score_fr (1x1)", score.shape))
+    up = model.upscore2.forward(score)
+    rows.append(("upscore2 (x2)", up.shape))
+    h = model.add_pool4.forward(model.crop_pool4.forward(up, score_pool4.shape[2:]), score_pool4)
+    rows.append(("crop + score_pool4", h.shape))
+    up = model.upscore2_pool4.forward(h)
+    rows.append(("upscore2_pool4 (x2)", up.shape))
+    h = model.add_pool3.forward(model.crop_pool3.forward(up, score_pool3.shape[2:]), score_pool3)
+    rows.append(("crop + score_pool3", h.shape))
+    up = model.upscore8.forward(h)
+    rows.append(("upscore8 (x8)", up.shape))
+    logits = model.crop_out.forward(up, x.shape[2:])
+    rows.append(("crop -> logits", logits.shape))
+    return rows, logits
+
+
+# %%
+lesson.step("The shapes at every stage of FCN-8s, for a 224x224 and a 37x53 input")
+model = FCN8s.tiny(K, dtype=np.float64, seed=0).eval()  # eval: dropout off
+for p in (model.score_fr, model.score_pool4_fr, model.score_pool3_fr):  # nonzero, so the trace shows real values
+    p.params["weight"][...] = 0.1 * rng.standard_normal(p.weight.shape)
+traces = {}
+for hw in ((224, 224), (37, 53)):
+    x = rng.standard_normal((1, 3, *hw))
+    traces[hw], logits = trace_fcn8s(model, x)
+    lesson.close(logits, model.forward(x), f"{hw[0]}x{hw[1]}: the stage-by-stage trace is exactly model.forward")
+print(f"{'stage':26s} {'224x224 input':>20s} {'37x53 input':>20s}")
+for (stage, s224), (_, s37) in zip(traces[224, 224], traces[37, 53]):
+    print(f"{stage:26s} {str(s224):>20s} {str(s37):>20s}")
+print("channels: the 'tiny' preset (16, 32, 64, 128, 128; fc 256) of the toy task. The seed's VGG16 widths are",
+      VGG16_WIDTHS, "with", VGG16_CONVS, "convs per block and fc 4096 -- the same spatial sizes.")
+pools = [s for name, s in traces[37, 53] if name.startswith("pool")]
+lesson.check([p[2:] for p in pools] == pooled_sizes(37, 53) == [(19, 27), (10, 14), (5, 7), (3, 4), (2, 2)],
+             "37x53: ceil-mode pooling gives ceil(37/2^b) x ceil(53/2^b) = 19x27, 10x14, 5x7, 3x4, 2x2")
+lesson.check([p[2:] for p in [s for n, s in traces[224, 224] if n.startswith("pool")]] ==
+             [(112, 112), (56, 56), (28, 28), (14, 14), (7, 7)], "224x224: 112, 56, 28, 14, 7 -- VGG16's sizes")
+lesson.check(traces[224, 224][-1][1] == (1, K, 224, 224) and traces[37, 53][-1][1] == (1, K, 37, 53),
+             "both end as logits (N, num_classes, H, W): one score vector per input pixel")
+
+# %%
+lesson.step("The skip architecture: 1x1 score layers on pool4 and pool3, zero-initialised, summed")
+fresh = FCN8s.tiny(K, dtype=np.float64, seed=1).eval()
+for name in ("score_fr", "score_pool4_fr", "score_pool3_fr"):
+    layer = getattr(fresh, name)
+    print(f"{name:15s} weight {layer.weight.shape}: all zero = {not layer.weight.any() and not layer.bias.any()}")
+x = rng.standard_normal((2, 3, 37, 53))
+logits = fresh.forward(x)
+lesson.check(not logits.any(), "a fresh FCN-8s outputs exactly zero logits (every score layer starts at 0)")
+d = fresh.backward(rng.standard_normal(logits.shape))
+grads = fresh.grad_dict()
+print("after one backward: |grad| of conv1_1.weight =", np.abs(grads["conv1_1.weight"]).max(),
+      " of score_fr.weight =", round(float(np.abs(grads["score_fr.weight"]).max()), 4))
+lesson.check(not grads["conv1_1.weight"].any() and grads["score_fr.weight"].any(),
+             "so the first step trains only the score layers; the backbone gets gradient once they are nonzero")
+# Skips start as no-ops: give FCN-32s trained-looking weights, copy them into an FCN-8s (transfer_weights,
+# the paper's staged training). Its new skip layers are zero, so it computes FCN-32s's score map upsampled
+# by the bilinear x2, x2, x8 chain -- nothing from pool4 or pool3.
+fcn32 = FCN32s.tiny(K, dtype=np.float64, seed=2).eval()
+fcn32.score_fr.params["weight"][...] = 0.1 * rng.standard_normal(fcn32.score_fr.weight.shape)
+fcn8 = FCN8s.tiny(K, dtype=np.float64, seed=3).eval()
+copied = transfer_weights(fcn32, fcn8)
+print(f"transfer_weights(FCN-32s -> FCN-8s): {len(copied)} tensors copied (backbone, fc6, fc7, score_fr); "
+      f"new: score_pool4_fr, score_pool3_fr (zero) and the x2, x2, x8 upsamplers (bilinear)")
+score = fcn32._head_forward(fcn32._block_forward(5, fcn32._block_forward(4, fcn32._block_forward(
+    3, fcn32._block_forward(2, fcn32._block_forward(1, x))))))
+sizes = pooled_sizes(37, 53)
+chain = crop_forward(BilinearUpsample(K, 2).forward(score), sizes[3])[0]  # to pool4's 3x4
+chain = crop_forward(BilinearUpsample(K, 2).forward(chain), sizes[2])[0]  # to pool3's 5x7
+chain = crop_forward(BilinearUpsample(K, 8).forward(chain), (37, 53))[0]
+lesson.close(fcn8.forward(x), chain, "the FCN-8s = FCN-32s's scores through bilinear x2, x2, x8: skips add exactly 0")
+fcn8.score_pool3_fr.params["weight"][...] = 0.1 * rng.standard_normal(fcn8.score_pool3_fr.weight.shape)
+lesson.check(not np.allclose(fcn8.forward(x), chain), "once score_pool3_fr learns something, the pool3 detail shows")
+
+# %%
+lesson.step("The crop rule: each upsampled map is cut to the skip's size, keeping the top-left (offset 0)")
+fits = []
+for H, W in ((224, 224), (37, 53)):
+    print(f"{H}x{W}: pooled sizes {pooled_sizes(H, W)}")
+    for variant in ("32s", "16s", "8s"):
+        plan = crop_plan(H, W, variant)
+        print(f"    FCN-{variant:3s} " + ";  ".join(f"{n} {p[0]}x{p[1]} -> {k[0]}x{k[1]}" for n, p, k in plan))
+        fits += [k[0] <= p[0] < k[0] + s and k[1] <= p[1] < k[1] + s
+                 for (_, p, k), (_, _, s, _) in zip(plan, UPSAMPLERS[variant])]
+lesson.check(all(fits), "each upsampled map (x s) covers what it is cut to, with fewer than s rows/columns to spare")
+lesson.check(all(p == k for v in ("32s", "16s", "8s") for _, p, k in crop_plan(224, 224, v)),
+             "224 = 7 * 32: every upsampled map already has the skip's size, nothing is cut (the seed's case)")
+lesson.check(crop_plan(37, 53, "8s") == [("upscore2", (4, 4), (3, 4)), ("upscore2_pool4", (6, 8), (5, 7)),
+                                         ("upscore8", (40, 56), (37, 53))],
+             "37x53: upscore2 makes 4x4 and pool4 is 3x4; ... upscore8 makes 40x56 for 37x53: cut at the bottom/right")
+# Why the top-left: pool row i at stride 2^b covers input rows [2^b i, 2^b (i+1)), centred on 2^b i + (2^b-1)/2.
+# The upsampler k=2s, s, p=s/2 puts the hat of its input row i at output s i + (s-1)/2: the same place.
+s, n = 8, 5
+hats = np.zeros((n, 40))
+for i in range(n):
+    delta = np.zeros((1, 1, 1, n))
+    delta[..., i] = 1
+    hats[i] = conv_transpose2d_forward(delta, bilinear_weight(1, 1, (1, 16), np.float64), stride=(1, 8),
+                                       padding=(0, 4))[0][0, 0, 0]
+centres = (hats * np.arange(40)).sum(axis=1) / hats.sum(axis=1)
+lesson.close(centres[1:-1], s * np.arange(1, n - 1) + (s - 1) / 2,
+             "upscore8's hat for pool3 cell i is centred on pixel 8i + 3.5, the centre of the cell's window")
+
+fig, axes = plt.subplots(1, 2, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.3, 1]})
+ax = axes[0]
+ax.add_patch(Rectangle((0, 0), 53, 37, color="tab:blue", alpha=0.25, label="the 37x53 input"))
+for stride, color, lw in ((32, "black", 2.2), (8, "tab:orange", 0.9)):
+    h, w = -(-37 // stride), -(-53 // stride)
+    for r in range(h + 1):
+        ax.plot([0, w * stride], [r * stride] * 2, color=color, lw=lw)
+    for c in range(w + 1):
+        ax.plot([c * stride] * 2, [0, h * stride], color=color, lw=lw)
+ax.plot([], [], color="black", lw=2.2, label="pool5 cells (1/32): 2x2, cover 64x64")
+ax.plot([], [], color="tab:orange", lw=0.9, label="pool3 cells (1/8): 5x7, cover 40x56")
+ax.add_patch(Rectangle((53, 0), 11, 64, fill=False, hatch="//", ec="0.5", lw=0))
+ax.add_patch(Rectangle((0, 37), 53, 27, fill=False, hatch="//", ec="0.5", lw=0, label="overhang: cropped away"))
+ax.set_xlim(-1, 66), ax.set_ylim(66, -1), ax.set_aspect("equal")
+ax.set_xlabel("column"), ax.set_ylabel("row")
+ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+ax.set_title("Ceil-mode cells start at the top-left; the last\npartial cell overhangs the bottom/right")
+ax = axes[1]
+for i in range(n):
+    ax.plot(np.arange(40), hats[i], "-o", ms=3)
+    ax.axvspan(8 * i - 0.5, 8 * i + 7.5, color="C%d" % i, alpha=0.08)
+    ax.axvline(8 * i + 3.5, color="C%d" % i, ls="--", lw=1)
+ax.set_xlabel("output pixel (row or column)")
+ax.set_ylabel("bilinear weight")
+ax.set_title("upscore8 of pool3 cells 0..4: each hat is centred (dashed)\non the 8 pixels its cell pooled (shaded): offset 0")
+fig.tight_layout()
+lesson.save(fig, "crop_alignment")
+
+# %%
+lesson.step("The paper's 100-pixel padding and its crops (19; 5, 27; 5, 9, 31) -- and why this engine needs none")
+# Each layer maps an index y of its output to the image coordinate it is centred on:
+# conv or pool (k, s, p): input = s*y + (k-1)/2 - p;  transposed conv: the inverse of that.
+# Composing them along a path gives image = a*y + b; two maps align when they share b.
+
+
+def conv(k, s=1, p=0):
+    return ("conv", k, s, p)
+
+
+def deconv(k, s, p=0):
+    return ("deconv", k, s, p)
+
+
+def image_coordinate(path):
+    """(a, b) with image coordinate = a * y + b for index y of the path's last map (exact fractions)."""
+    a, b = Fraction(1), Fraction(0)
+    for kind, k, s, p in path:
+        if kind == "conv":
+            a, b = a * s, b + a * (Fraction(k - 1, 2) - p)
+        else:
+            a, b = a / s, b + a * (p - Fraction(k - 1, 2)) / s
+    return a, b
+
+
+def vgg(pad_first):
+    """VGG16's 13 convs (3x3, padding 1; the very first padded by `pad_first`) and 5 pools (2x2, stride 2)."""
+    path = []
+    for b, n in enumerate(VGG16_CONVS, 1):
+        path += [conv(3, 1, pad_first if (b, i) == (1, 0) else 1) for i in range(n)] + [conv(2, 2)]
+    return path
+
+
+def crop_offsets(backbone, fc6, decoder):
+    """Offsets where each skip is cut to the upsampled map, and where the output is cut to the image."""
+    pools = [i for i, layer in enumerate(backbone) if layer[1] == 2]
+    main = backbone + [fc6, conv(1), conv(1)]  # fc6, fc7, score_fr
+    offsets = []
+    for upsampler, skip in decoder:  # skip = the pool (3 or 4) fused after this upsampler, or None
+        main = main + [upsampler]
+        a, b = image_coordinate(main)
+        if skip is None:
+            offsets.append(-b)  # output index o sits on image pixel o + b: cut at -b
+        else:
+            a_s, b_s = image_coordinate(backbone[: pools[skip - 1] + 1] + [conv(1)])
+            offsets.append((b - b_s) / a)  # skip index v = o + offset lands on the same image pixel
+    return [int(o) if o.denominator == 1 else o for o in offsets]
+
+
+skips = {"32s": (None,), "16s": (4, None), "8s": (4, 3, None)}  # the pool fused after each upsampler
+caffe = {"32s": [deconv(64, 32)], "16s": [deconv(4, 2), deconv(32, 16)],
+         "8s": [deconv(4, 2), deconv(4, 2), deconv(16, 8)]}  # the paper's deconvolutions: no padding
+ours = {v: [deconv(k, s, p) for _, k, s, p in UPSAMPLERS[v]] for v in UPSAMPLERS}  # k = 2s, p = s/2
+results = {}
+for v in ("32s", "16s", "8s"):
+    results["caffe", v] = crop_offsets(vgg(100), conv(7), list(zip(caffe[v], skips[v])))
+    results["ours", v] = crop_offsets(vgg(1), conv(1), list(zip(ours[v], skips[v])))
+    print(f"FCN-{v:3s}  paper (pad 100, 7x7 fc6, unpadded deconvs): crop offsets {results['caffe', v]};"
+          f"   this engine: {results['ours', v]}")
+lesson.check(results["caffe", "32s"] == [19] and results["caffe", "16s"] == [5, 27]
+             and results["caffe", "8s"] == [5, 9, 31],
+             "the composition reproduces the original Caffe FCN's crop offsets 19; 5, 27; 5, 9, 31")
+lesson.check(all(results["ours", v] == [0] * len(UPSAMPLERS[v]) for v in UPSAMPLERS),
+             "the same rule gives offset 0 everywhere for the seed's network: the top-left crop")
+
+
+def caffe_sizes(H):
+    """Map sizes of the paper's FCN-32s on an H-pixel side: conv1_1 padded by 100, ceil pools, 7x7 fc6."""
+    h = conv_output_size(H, 3, 1, 100)  # conv1_1: H + 198
+    sizes = [h]
+    for _ in range(5):
+        h = pool_output_size(h, 2, 2, ceil_mode=True)
+        sizes.append(h)
+    fc6 = conv_output_size(h, 7)
+    return sizes, fc6, conv_transpose_output_size(fc6, 64, 32, 0)
+
+
+for H in (224, 37):
+    sizes, fc6, up = caffe_sizes(H)
+    print(f"paper, H={H}: conv1_1 {sizes[0]}, pools {sizes[1:]}, fc6 {fc6}, upscore {up} -> crop [19, 19 + {H})")
+    lesson.check(up >= 19 + H, f"H={H}: the padded net's output ({up}) covers the crop window [19, {19 + H})")
+print("without the padding, a 7x7 fc6 needs pool5 >= 7, i.e. an image of at least 193 pixels; and at 224 its 1x1"
+      f"\noutput becomes only (1-1)*32 + 64 = {conv_transpose_output_size(1, 64, 32, 0)} pixels: too few to cover 224.")
+try:
+    conv2d_forward(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 7, 7)))  # pool5 of a 37x53 image is 2x2
+    refused = False
+except ValueError:
+    refused = True
+lesson.check(refused and conv_transpose_output_size(1, 64, 32, 0) < 224,
+             "unpadded, a 7x7 fc6 dies on small images and leaves big ones uncovered: hence the 100 pixels")
+for H, W in ((1, 1), (5, 7), (37, 53), (64, 33)):
+    out = FCN8s.tiny(K, seed=0).forward(rng.standard_normal((1, 3, H, W)).astype(np.float32))
+    lesson.check(out.shape == (1, K, H, W), f"this engine (ceil-mode pools, 1x1 fc6, top-left crop): {H}x{W} -> "
+                                            f"{H}x{W} logits, no padding trick")
+
+# %%
+lesson.step("The seed's upsamplers: (n-1)s - 2p + k = s n exactly when k = 2s and p = s/2")
+print("variant  layer             k   s   p   (n-1)s - 2p + k")
+for variant, layers in UPSAMPLERS.items():
+    for name, k, s, p in layers:
+        print(f"FCN-{variant:4s} {name:15s} {k:3d} {s:3d} {p:3d}   (n-1)*{s} - {2 * p} + {k} = {s}n")
+        lesson.check(all(conv_transpose_output_size(n, k, s, p) == s * n for n in range(1, 200)),
+                     f"{name} (k{k} s{s} p{p}) turns n into exactly {s}n, for every n from 1 to 199")
+z = rng.standard_normal((1, K, 3, 5))
+lesson.check(fcn32.upscore32.forward(z).shape[2:] == (96, 160) and model.upscore8.forward(z).shape[2:] == (24, 40),
+             "the models' own layers: upscore32 takes 3x5 to 96x160, upscore8 takes 3x5 to 24x40")
+
+# %%
+lesson.step("Dropout2d in fc6/fc7: drop whole feature maps (p = 0.5) while training, nothing at inference")
+drop = FCN8s.tiny(K, seed=0).drop6  # the seed's nn.Dropout2d(), default p = 0.5
+a = np.ones((4, 1000, 3, 3), dtype=np.float32)
+train_out = drop.train().forward(a)
+per_channel = train_out.reshape(4, 1000, 9)
+print(f"drop6: p = {drop.p}; train mode, a map of ones -> each channel all 0 or all "
+      f"{1 / (1 - drop.p):g}; fraction dropped {np.mean(per_channel[:, :, 0] == 0):.3f}")
+lesson.check(np.all((per_channel == 0).all(axis=2) | (per_channel == 2).all(axis=2)),
+             "whole channels are dropped, the kept ones scaled by 1/(1-p) = 2 (inverted dropout: same mean)")
+lesson.check(abs(np.mean(per_channel[:, :, 0] == 0) - 0.5) < 0.05, "about half of the 4000 channels are dropped")
+lesson.check(np.array_equal(drop.eval().forward(a), a), "eval mode: identity (evaluate and predict call eval())")
+
+# %%
+lesson.step("Gradient check of a whole tiny FCN-8s (float64, every parameter tensor, 37x45 input)")
+# Widths (2, 3, 4, 5, 6), one conv per block, fc 8: small enough to probe. Eval mode: a dropout mask redrawn on
+# every call would make the finite differences meaningless. All parameters redrawn at random: at the paper's
+# init the zero score layers make every backbone gradient exactly 0, and 0 == 0 checks nothing (step 2).
+net = FCN8s(3, widths=(2, 3, 4, 5, 6), convs_per_block=(1, 1, 1, 1, 1), fc_channels=8, dtype=np.float64,
+            seed=0).eval()
+for name, p, _ in net.named_parameters():
+    p[...] = rng.standard_normal(p.shape) * (np.sqrt(2.0 / p[0].size) if p.ndim == 4 else 0.1)
+x = rng.standard_normal((2, 3, 37, 45))  # 37x45: every crop of the rule above is active
+errors = gradcheck.check_module(net, x, samples=4)
+worst = max(errors, key=errors.get)
+print(f"{len(errors) - 1} parameter tensors + the input, 4 random entries each, random upstream gradient:")
+for name in ("x", "conv1_1.weight", "score_pool3_fr.weight", "score_pool4_fr.weight", "upscore2.weight",
+             "upscore8.bias"):
+    print(f"    {name:24s} rel error {errors[name]:.1e}")
+print(f"    worst: {worst} {errors[worst]:.1e}")
+lesson.check(max(errors.values()) < gradcheck.TOL_MODEL,
+             f"every tensor below TOL_MODEL = {gradcheck.TOL_MODEL:g}: the hand-written backward of the whole net "
+             f"(skip forks summed, crops undone) is right")
+
+# %%
+lesson.done()
