@@ -197,7 +197,9 @@ def maxpool_backward_py(dout, argmax, H, W):
 # kernels leave the other core to the spinning BLAS worker and never wait.
 # FCN_SCRATCH_PARALLEL=1 compiles the prange loops in parallel instead.
 PARALLEL = os.environ.get("FCN_SCRATCH_PARALLEL", "0").strip() not in ("", "0", "false", "no")
-_jit = njit(cache=True, parallel=PARALLEL)
+# Numba's on-disk cache is keyed by signature and bytecode, not by the `parallel` flag: a cached serial
+# kernel would be loaded for a parallel request (and the reverse). So only the serial default is cached.
+_jit = njit(cache=not PARALLEL, parallel=PARALLEL)
 _helper = njit(cache=True, inline="always")
 _valid_out_range = _helper(_valid_out_range)
 _zero_row = _helper(_zero_row)
