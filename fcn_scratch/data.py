@@ -7,7 +7,8 @@ it is lost at stride 32 (FCN-32s paints a blob or nothing) and recovered by the
 stride-8 skips of FCN-8s.
 
 By default each class has its own *hue family* (circles reddish, rectangles
-greenish, triangles bluish, rings yellowish; hue jittered by +-20 degrees,
+greenish, triangles yellowish, rings bluish -- the hues of the PASCAL VOC
+palette that :mod:`fcn_scratch.viz` paints the masks with; hue jittered by +-20 degrees,
 random saturation and brightness), so the tiny network of ``fcn-scratch train``
 learns *what* is where within a minute on a laptop and the interesting part is
 *how precisely*: the class boundaries and the thin rings, which is exactly what
@@ -103,8 +104,9 @@ def _smooth_noise(rng, H, W, cells):
     return top * (1 - fy) + bottom * fy
 
 
-# Hue family (degrees) of each shape class when colour_cue is on: red, green, blue, yellow.
-CLASS_HUES = (None, 0.0, 120.0, 240.0, 60.0)
+# Hue family (degrees) of each shape class when colour_cue is on: red, green, yellow, blue
+# (the hues of the VOC palette colours of classes 1-4, so images and masks look alike).
+CLASS_HUES = (None, 0.0, 120.0, 60.0, 240.0)
 
 
 def _shape_colour(rng, background, kind, colour_cue):

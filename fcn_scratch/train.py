@@ -170,7 +170,8 @@ class Progress:
 
 def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, val_masks=None,
         optimizer="sgd", momentum=0.9, weight_decay=0.0, schedule="poly", ignore_index=255,
-        num_classes=None, eval_batch_size=32, progress=True, stream=None, callback=None) -> dict:
+        num_classes=None, eval_batch_size=32, progress=True, stream=None, callback=None,
+        step_callback=None) -> dict:
     """Train ``model`` in place with mini-batch gradient descent on per-pixel cross-entropy.
 
     Parameters
@@ -186,6 +187,7 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
     optimizer : ``"sgd"`` (with ``momentum``) or ``"adam"``; ``weight_decay`` skips biases.
     progress : a progress line (ETA, running loss) on ``stream`` (stderr by default).
     callback : optional ``callback(epoch, history)`` after every epoch.
+    step_callback : optional ``step_callback(iteration, loss)`` after every optimiser step.
 
     Returns
     -------
@@ -261,6 +263,8 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
             it += 1
             total, count = total + loss, count + 1
             bar.update(it, epoch, total / count)
+            if step_callback is not None:
+                step_callback(it, loss)
         if history["stopped"] is not None:
             break
         history["epoch"].append(epoch)

@@ -63,11 +63,11 @@ def save_mask_png(mask, path, num_classes: int | None = None) -> None:
     imsave(path, colorize(mask, num_classes))
 
 
-def _legend(fig, class_names):
+def _legend(fig, class_names, ncol=6):
     colours = palette(len(class_names)) / 255.0
     handles = [Patch(facecolor=colours[k], edgecolor="0.5", label=name) for k, name in enumerate(class_names)]
     handles.append(Patch(facecolor=np.array(VOID_COLOUR) / 255.0, edgecolor="0.5", label="ignored (255)"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=9)
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), ncol), frameon=False, fontsize=9)
 
 
 def _show(ax, picture, title=None):
@@ -102,9 +102,9 @@ def predictions_figure(images, masks, preds, class_names, path=None, *, max_rows
         axes[i, 2].set_xlabel(f"{100 * correct:.1f}% pixels right", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.subplots_adjust(left=0.03, right=0.97, top=0.94 if title else 0.96, bottom=0.8 / (2.1 * n + 0.8) + 0.02,
+    fig.subplots_adjust(left=0.03, right=0.97, top=1 - 0.5 / (2.1 * n + 0.8), bottom=0.8 / (2.1 * n + 0.8) + 0.02,
                         wspace=0.05, hspace=0.25)
-    _legend(fig, class_names)
+    _legend(fig, class_names, ncol=3)
     return _finish(fig, path)
 
 
@@ -138,7 +138,7 @@ def comparison_figure(images, masks, preds_by_model: dict, class_names, path=Non
                       max_rows=5) -> Figure:
     """Image | truth | one column per model (e.g. FCN-32s, FCN-16s, FCN-8s); ``scores`` adds mIoU to titles."""
     names = list(preds_by_model)
-    n = min(len(images), max_rows)
+    n = min([len(images), max_rows] + [len(p) for p in preds_by_model.values()])
     cols = 2 + len(names)
     K = len(class_names)
     fig = Figure(figsize=(2.1 * cols, 2.1 * n + 0.9))
