@@ -228,7 +228,8 @@ class BilinearUpsample(_Upsample):
         return bilinear_upsample_backward(dy, self._dy(dy))
 
     def extra_repr(self):
-        return f"{self.channels}, scale_factor={self.scale_factor}, kernel_size={self.kernel_size}, padding={self.padding}"
+        return (f"{self.channels}, scale_factor={self.scale_factor}, kernel_size={self.kernel_size}, "
+                f"padding={self.padding}")
 
 
 class MaxUnpool2d(_Upsample):
