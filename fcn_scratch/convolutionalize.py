@@ -70,7 +70,8 @@ class Linear(Module):
         y = x @ self.weight.T
         if self.bias is not None:
             y += self.bias
-        self._cache, self._out_shape = x, y.shape
+        self._remember(x)
+        self._out_shape = y.shape
         return y
 
     def backward(self, dy):

@@ -224,6 +224,9 @@ class _FCN(Module):
     def _check_dlogits(self, dlogits):
         if getattr(self, "_out_shape", None) is None:
             raise ValueError(f"{type(self).__name__}.backward() called before forward(): run forward first")
+        if self.crop_out._cache is None:
+            raise ValueError(f"{type(self).__name__}.backward() after a forward under no_grad(): "
+                             f"run forward again outside no_grad() to backpropagate")
         check_grad(dlogits, "dlogits", self._out_shape, self.dtype)
 
     def _block_forward(self, b, h):

@@ -135,9 +135,10 @@ def max_unpool_backward(dy, cache):
 
 
 class _Upsample(Module):
-    """Common bookkeeping: remember the output shape and dtype to check ``dy`` against."""
+    """Common bookkeeping: keep the cache (not under ``no_grad()``) and the output shape and dtype."""
 
-    def _remember(self, y):
+    def _done(self, y, cache):
+        self._remember(cache)
         self._out_shape, self._dtype = y.shape, y.dtype
         return y
 
@@ -160,8 +161,7 @@ class NearestUpsample(_Upsample):
 
     def forward(self, x):
         check_array(x, "x", ndim=4)
-        y, self._cache = nearest_upsample_forward(x, self.scale_factor)
-        return self._remember(y)
+        return self._done(*nearest_upsample_forward(x, self.scale_factor))
 
     def backward(self, dy):
         return nearest_upsample_backward(dy, self._dy(dy))
@@ -183,8 +183,7 @@ class BedOfNails(_Upsample):
 
     def forward(self, x):
         check_array(x, "x", ndim=4)
-        y, self._cache = bed_of_nails_forward(x, self.scale_factor)
-        return self._remember(y)
+        return self._done(*bed_of_nails_forward(x, self.scale_factor))
 
     def backward(self, dy):
         return bed_of_nails_backward(dy, self._dy(dy))
@@ -221,8 +220,7 @@ class BilinearUpsample(_Upsample):
 
     def forward(self, x):
         check_array(x, "x", ndim=4, channels=self.channels)
-        y, self._cache = bilinear_upsample_forward(x, self.kernel, self.scale_factor, self.padding)
-        return self._remember(y)
+        return self._done(*bilinear_upsample_forward(x, self.kernel, self.scale_factor, self.padding))
 
     def backward(self, dy):
         return bilinear_upsample_backward(dy, self._dy(dy))
@@ -288,8 +286,7 @@ class MaxUnpool2d(_Upsample):
         if indices.size and (indices.min() < 0 or indices.max() >= Ho * Wo):
             raise ValueError(f"indices must lie in [0, {Ho * Wo}) for an output of size {(Ho, Wo)}, "
                              f"got values in [{indices.min()}, {indices.max()}]")
-        y, self._cache = max_unpool_forward(x, indices.astype(np.intp, copy=False), (Ho, Wo))
-        return self._remember(y)
+        return self._done(*max_unpool_forward(x, indices.astype(np.intp, copy=False), (Ho, Wo)))
 
     def backward(self, dy):
         return max_unpool_backward(dy, self._dy(dy))

@@ -442,6 +442,22 @@ def test_backward_misuse():
     np.testing.assert_array_equal(dy, keep)  # backward never edits its argument
 
 
+def test_no_grad_inference_same_logits_no_backward():
+    from fcn_scratch.layers import no_grad
+
+    rng = np.random.default_rng(12)
+    model = randomize(micro(FCN8s, rng=rng), rng).eval()
+    x = rng.standard_normal((1, 3, 37, 45))
+    y = model.forward(x)
+    with no_grad():
+        np.testing.assert_array_equal(model.forward(x), y)
+    assert model.conv1_1._cache is None and model.upscore8._cache is None  # nothing kept for backward
+    with pytest.raises(ValueError, match="no_grad"):
+        model.backward(np.ones_like(y))
+    model.forward(x)
+    assert model.backward(np.ones_like(y)).shape == x.shape
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(num_classes=0), "num_classes"),
     (dict(num_classes=3, widths=(4, 4, 4, 4)), "widths"),

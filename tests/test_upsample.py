@@ -241,6 +241,19 @@ def test_backward_is_the_adjoint(i):
 # --------------------------------------------------------------------------- misuse
 
 
+def test_no_grad_keeps_no_cache():
+    from fcn_scratch.layers import no_grad
+
+    x = np.ones((1, 3, 2, 2))
+    idx = np.zeros((1, 3, 2, 2), dtype=np.int64) + np.array([0, 2])[None, None, None, :]
+    for layer, args in ((NearestUpsample(2), ()), (BedOfNails(2), ()), (BilinearUpsample(3, 2), ()),
+                        (MaxUnpool2d(2), (idx,))):
+        with no_grad():
+            y = layer.forward(x, *args)
+        with pytest.raises(ValueError, match="no_grad"):
+            layer.backward(np.ones_like(y))
+
+
 def test_upsample_bad_input():
     with pytest.raises(ValueError, match="scale_factor"):
         NearestUpsample(0)
