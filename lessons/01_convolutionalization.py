@@ -134,7 +134,7 @@ for i in range(8):
 lesson.close(y14, by_window, "each of the 64 cells equals the dense layer applied to its 7x7 window of the map")
 print("One map cell stands for 32x32 image pixels, so the window slides 32 pixels per step: "
       "cell (i, j) is\nthe classifier looking at the 224x224 crop that starts at pixel (32i, 32j) -- "
-      "8 steps down, 8 across.")
+      "8 steps down, 8 across\n(exactly so when the convolutions are unpadded; step 7 proves it on a small net).")
 lesson.check((448 - 224) // 32 + 1 == 8, "(448 - 224)/32 + 1 = 8 crop positions per axis, as the map says")
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), gridspec_kw={"width_ratios": [14, 8]})

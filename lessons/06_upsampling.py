@@ -19,12 +19,14 @@
 # 7. the **checkerboard** artifact of a transposed convolution whose kernel is
 #    not a multiple of its stride (k = 3, s = 2: uneven overlap), and why k = 2s
 #    avoids it (constant in, constant interior out).
+# 8. **shift and stitch**, the seed's other route from a coarse map to a dense one.
 #
 # Seed notes: `004_*.txt` ("주로 사용되는 upsampling 기법": nearest neighbors,
 # bi-linear interpolation, bed of nails, max-unpooling; "checkerboard effect ...
 # uneven overlap ... kernel size of 2x2 or 4x4 when having a stride of 2"),
 # `001_*.txt` and `002_*.txt` (Bilinear Interpolation; backwards convolution
-# initialised to bilinear interpolation).
+# initialised to bilinear interpolation; "Interpolation, Deconvolution, Unpooling,
+# Shift and stitch").
 # Run: `python lessons/06_upsampling.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -35,7 +37,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fcn_scratch.functional import conv_transpose2d_forward
+from fcn_scratch.functional import conv2d_forward, conv_transpose2d_forward
 from fcn_scratch.init import bilinear_kernel, bilinear_taps, bilinear_weight
 from fcn_scratch.layers import ConvTranspose2d, MaxPool2d
 from fcn_scratch.models import FCN8s
@@ -197,6 +199,23 @@ fig.tight_layout()
 fig.suptitle("Transposed convolution of a constant 5x5 input (all ones): the pattern is the layer's own",
              fontsize=12, y=1.08)
 lesson.save(fig, "checkerboard")
+
+# %%
+lesson.step("Shift and stitch: the seed's other way to a dense map -- s^2 shifted passes, interleaved")
+# The seed lists four ways from a coarse map to a dense one: interpolation, deconvolution, unpooling, and
+# shift and stitch. The last one upsamples nothing: run the stride-s network on the input shifted by every
+# (a, b) in {0..s-1}^2 and interleave the s^2 coarse outputs. The FCN paper tried it and chose learned
+# upsampling instead: s^2 = 1024 passes for stride 32. Here with one stride-2 layer:
+img = rng.standard_normal((1, 1, 9, 9))
+kernel = rng.standard_normal((1, 1, 3, 3))
+dense, _ = conv2d_forward(img, kernel)  # stride 1: 7x7, what we want
+stitched = np.empty_like(dense)
+for a in range(2):
+    for b in range(2):
+        coarse, _ = conv2d_forward(img[:, :, a:, b:], kernel, stride=2)  # the input shifted by (a, b)
+        print(f"shift ({a}, {b}): stride-2 output {coarse.shape[2:]} -> rows {a}::2, columns {b}::2")
+        stitched[:, :, a::2, b::2] = coarse
+lesson.close(stitched, dense, "the 4 interleaved stride-2 outputs are exactly the stride-1 (dense) output")
 
 # %%
 lesson.done()

@@ -32,10 +32,11 @@ from _common import Lesson  # first: puts the repo on sys.path, picks a headless
 from fractions import Fraction
 
 import matplotlib.pyplot as plt
+import numba
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from fcn_scratch import gradcheck
+from fcn_scratch import gradcheck, kernels
 from fcn_scratch.functional import (conv2d_forward, conv_output_size, conv_transpose2d_forward,
                                     conv_transpose_output_size, crop_forward, pool_output_size)
 from fcn_scratch.init import bilinear_weight
@@ -44,6 +45,10 @@ from fcn_scratch.models import (FCN8s, FCN16s, FCN32s, UPSAMPLERS, VGG16_CONVS, 
 from fcn_scratch.upsample import BilinearUpsample
 
 lesson = Lesson("08_fcn_architectures", "FCN-32s, FCN-16s, FCN-8s: shapes, skips, crops, gradient check")
+if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
+    # NUMBA_DISABLE_JIT=1 turns the Numba kernels into plain Python loops: minutes for the 224x224 passes.
+    kernels.set_backend("numpy")
+    print("NUMBA_DISABLE_JIT=1: running on the NumPy twins of the kernels instead (same numbers, lesson 10)")
 rng = np.random.default_rng(8)
 K = 5  # classes of the toy task (background + 4 shapes)
 

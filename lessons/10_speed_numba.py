@@ -53,8 +53,9 @@ def ms(seconds):
     return f"{seconds * 1e3:9.3f} ms"
 
 
-# A layer of the tiny FCN's third block: 64 -> 128 channels, 3x3, padding 1, on 32x32 maps, float32.
-C, F, H = 64, 128, 32
+# A layer of the tiny FCN's third block: 64 -> 128 channels, 3x3, padding 1, on 32x32 maps, float32
+# (a quarter of that without the JIT, where every kernel is a plain Python loop).
+C, F, H = (64, 128, 32) if JIT else (16, 32, 16)
 x = rng.standard_normal((N, C, H, H)).astype(np.float32)
 conv_args = (3, 3, 1, 1, 1, 1, 1, 1, H, H)  # kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo
 pool_args = (2, 2, 2, 2, 0, 0, 1, 1, H // 2, H // 2)
@@ -223,6 +224,9 @@ for name, t in times.items():
     print(f"    {name:27s} {ms(t)}   {rate}   {100 * t / total:4.1f}% of the layer")
 print(f"    the three GEMMs take {100 * gemm_share:.1f}% of this layer's forward + backward time "
       f"(on this machine, now); `fcn-scratch bench` times every layer")
+if not JIT:
+    print("    (JIT disabled: the kernels run as plain Python loops here, so THEY dominate -- which is exactly why\n"
+          "     the engine compiles them; run without NUMBA_DISABLE_JIT to see the GEMM take over)")
 with kernels.use_backend("numba"):
     lesson.close(np.matmul(gemm_w, cols).reshape(y.shape), y, "the timed GEMM is exactly what conv2d_forward computes",
                  rtol=1e-6, atol=1e-6)
