@@ -99,7 +99,8 @@ except ValueError as err:
     refused = str(err)
 print("fc1 on the flattened 8x14x14 map:", refused)
 lesson.check(refused is not None and str(fc1.in_features) in refused,
-             f"fc1 has exactly {fc1.in_features} = 8*7*7 weights per unit, so it refuses 8*14*14 = {8 * 14 * 14} inputs")
+             f"fc1 has exactly {fc1.in_features} = 8*7*7 weights per unit, so it refuses 8*14*14 = "
+             f"{8 * 14 * 14} inputs")
 lesson.check(f_big.shape[1:] == (8, 14, 14), "while the convolutions handled the 62x62 image without complaint")
 
 # %%

@@ -40,7 +40,7 @@ from fcn_scratch import gradcheck, kernels
 from fcn_scratch.functional import (conv2d_forward, conv_output_size, conv_transpose2d_forward,
                                     conv_transpose_output_size, crop_forward, pool_output_size)
 from fcn_scratch.init import bilinear_weight
-from fcn_scratch.models import (FCN8s, FCN16s, FCN32s, UPSAMPLERS, VGG16_CONVS, VGG16_WIDTHS, crop_plan,
+from fcn_scratch.models import (FCN8s, FCN32s, UPSAMPLERS, VGG16_CONVS, VGG16_WIDTHS, crop_plan,
                                 pooled_sizes, transfer_weights)
 from fcn_scratch.upsample import BilinearUpsample
 
@@ -197,7 +197,8 @@ for i in range(n):
     ax.axvline(8 * i + 3.5, color="C%d" % i, ls="--", lw=1)
 ax.set_xlabel("output pixel (row or column)")
 ax.set_ylabel("bilinear weight")
-ax.set_title("upscore8 of pool3 cells 0..4: each hat is centred (dashed)\non the 8 pixels its cell pooled (shaded): offset 0")
+ax.set_title("upscore8 of pool3 cells 0..4: each hat is centred (dashed)\n"
+             "on the 8 pixels its cell pooled (shaded): offset 0")
 fig.tight_layout()
 lesson.save(fig, "crop_alignment")
 

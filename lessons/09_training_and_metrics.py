@@ -71,7 +71,8 @@ lesson.check(images.shape == (N_TRAIN, 3, SIZE, SIZE) and masks.shape == (N_TRAI
              "images (N, 3, H, W) float32, masks (N, H, W) int")
 lesson.check(set(np.unique(masks)) <= set(range(K)) and freq[0] > 0.5,
              "every pixel has a class in [0, 5); background is most of the image")
-lesson.check(np.array_equal(toy_shapes(3, SIZE, seed=0)[1], masks[:3]), "deterministic: image i depends only on (seed, i)")
+lesson.check(np.array_equal(toy_shapes(3, SIZE, seed=0)[1], masks[:3]),
+             "deterministic: image i depends only on (seed, i)")
 
 fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
 for j in range(6):

@@ -46,7 +46,8 @@ rng = np.random.default_rng(10)
 JIT = not numba.config.DISABLE_JIT  # NUMBA_DISABLE_JIT=1 runs every kernel as plain Python (slow, smaller sizes)
 N = 4 if JIT else 1
 print(f"Numba JIT {'on' if JIT else 'OFF (NUMBA_DISABLE_JIT=1): plain Python everywhere, sizes reduced'}; "
-      f"default backend {kernels.get_backend()!r}; kernels compiled {'parallel' if numba_kernels.PARALLEL else 'serial'}")
+      f"default backend {kernels.get_backend()!r}; "
+      f"kernels compiled {'parallel' if numba_kernels.PARALLEL else 'serial'}")
 
 
 def ms(seconds):
@@ -109,7 +110,8 @@ for name, args in {"im2col": (x, *conv_args), "col2im": (out["numba"]["im2col"],
     fast, twin = getattr(numba_kernels, name), getattr(numpy_kernels, name)
     kernel_times[name] = t = interleaved({"numba": lambda: fast(*args), "numpy": lambda: twin(*args)},
                                          repeats=3, number=2, warmup=1)
-    print(f"    {name:17s} numba {ms(t['numba'])}   numpy {ms(t['numpy'])}   numpy/numba {t['numpy'] / t['numba']:5.1f}x")
+    print(f"    {name:17s} numba {ms(t['numba'])}   numpy {ms(t['numpy'])}   "
+          f"numpy/numba {t['numpy'] / t['numba']:5.1f}x")
 lesson.check(len(kernel_times) == 4, "timed all four kernels on both backends (see `fcn-scratch bench` for more)")
 
 # %%
