@@ -1,7 +1,8 @@
 """Parity with the seed's PyTorch FCN-32s / FCN-16s / FCN-8s (seed note 002), in float64.
 
-The three torch classes below are the seed's, written with widths, convs per
-block and fc channels as parameters (the seed hard-codes VGG16's). Weights go
+The three torch classes (:mod:`fcn_scratch.torch_ref`) are the seed's, written
+with widths, convs per block and fc channels as parameters (the seed hard-codes
+VGG16's); the benchmark uses the same ones. Weights go
 both ways through ``state_dict``: the seed's CBR blocks are ``nn.Sequential``,
 so torch names read ``conv1_1.0.weight`` (and ``fc6.0.weight`` in FCN-32s),
 ours ``conv1_1.weight``. Multiples of 32 only: the seed has no crop.
@@ -17,125 +18,9 @@ nn = torch.nn
 
 from fcn_scratch.gradcheck import rel_error  # noqa: E402
 from fcn_scratch.models import FCN8s, FCN16s, FCN32s  # noqa: E402
+from fcn_scratch.torch_ref import VGG, TorchFCN8s, TorchFCN16s, TorchFCN32s, strip  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-VGG = dict(widths=(64, 128, 256, 512, 512), convs_per_block=(2, 2, 3, 3, 3), fc_channels=4096)
-
-
-def CBR(in_channels, out_channels, kernel_size=3, stride=1, padding=1):
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding),
-        nn.ReLU(inplace=True),
-    )
-
-
-class _SeedBackbone(nn.Module):
-    """conv{b}_{i} = CBR(...), pool{b} = MaxPool2d(2, stride=2, ceil_mode=True), in the seed's order."""
-
-    def _backbone(self, in_channels, widths, convs_per_block, score_after=()):
-        cin = in_channels
-        for b in range(1, 6):
-            for i in range(1, convs_per_block[b - 1] + 1):
-                setattr(self, f"conv{b}_{i}", CBR(cin, widths[b - 1]))
-                cin = widths[b - 1]
-            setattr(self, f"pool{b}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
-            if b in score_after:
-                setattr(self, f"score_pool{b}_fr", nn.Conv2d(cin, self.num_classes, kernel_size=1))
-        return cin
-
-    def block(self, b, h):
-        for i in range(1, self.convs_per_block[b - 1] + 1):
-            h = getattr(self, f"conv{b}_{i}")(h)
-        return getattr(self, f"pool{b}")(h)
-
-
-class TorchFCN32s(_SeedBackbone):
-    def __init__(self, num_classes, in_channels=3, widths=VGG["widths"], convs_per_block=VGG["convs_per_block"],
-                 fc_channels=4096):
-        super().__init__()
-        self.num_classes, self.convs_per_block = num_classes, convs_per_block
-        cin = self._backbone(in_channels, widths, convs_per_block)
-        self.fc6 = CBR(cin, fc_channels, 1, 1, 0)
-        self.drop6 = nn.Dropout2d()
-        self.fc7 = CBR(fc_channels, fc_channels, 1, 1, 0)
-        self.drop7 = nn.Dropout2d()
-        self.score_fr = nn.Conv2d(fc_channels, num_classes, kernel_size=1, stride=1, padding=0)
-        self.upscore32 = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=64, stride=32, padding=16)
-
-    def forward(self, x):
-        h = x
-        for b in range(1, 6):
-            h = self.block(b, h)
-        h = self.drop6(self.fc6(h))
-        h = self.drop7(self.fc7(h))
-        h = self.score_fr(h)
-        return self.upscore32(h)
-
-
-class TorchFCN16s(_SeedBackbone):
-    def __init__(self, num_classes, in_channels=3, widths=VGG["widths"], convs_per_block=VGG["convs_per_block"],
-                 fc_channels=4096):
-        super().__init__()
-        self.num_classes, self.convs_per_block = num_classes, convs_per_block
-        self.relu = nn.ReLU(inplace=True)
-        cin = self._backbone(in_channels, widths, convs_per_block, score_after=(4,))
-        self.fc6 = nn.Conv2d(cin, fc_channels, 1)
-        self.relu6 = nn.ReLU(inplace=True)
-        self.drop6 = nn.Dropout2d()
-        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
-        self.relu7 = nn.ReLU(inplace=True)
-        self.drop7 = nn.Dropout2d()
-        self.score_fr = nn.Conv2d(fc_channels, num_classes, kernel_size=1)
-        self.upscore2 = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=4, stride=2, padding=1)
-        self.upscore16 = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=32, stride=16, padding=8)
-
-    def forward(self, x):
-        h = self.block(3, self.block(2, self.block(1, x)))
-        pool4 = h = self.block(4, h)
-        score_pool4c = self.score_pool4_fr(pool4)
-        h = self.block(5, h)
-        h = self.drop6(self.relu6(self.fc6(h)))
-        h = self.drop7(self.relu7(self.fc7(h)))
-        h = self.score_fr(h)
-        upscore2 = self.upscore2(h)
-        h = upscore2 + score_pool4c
-        return self.upscore16(h)
-
-
-class TorchFCN8s(_SeedBackbone):
-    def __init__(self, num_classes, in_channels=3, widths=VGG["widths"], convs_per_block=VGG["convs_per_block"],
-                 fc_channels=4096):
-        super().__init__()
-        self.num_classes, self.convs_per_block = num_classes, convs_per_block
-        cin = self._backbone(in_channels, widths, convs_per_block, score_after=(3, 4))
-        self.fc6 = nn.Conv2d(cin, fc_channels, 1)
-        self.relu6 = nn.ReLU(inplace=True)
-        self.drop6 = nn.Dropout2d()
-        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
-        self.relu7 = nn.ReLU(inplace=True)
-        self.drop7 = nn.Dropout2d()
-        self.score_fr = nn.Conv2d(fc_channels, num_classes, kernel_size=1)
-        self.upscore2 = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=4, stride=2, padding=1)
-        self.upscore2_pool4 = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=4, stride=2, padding=1)
-        self.upscore8 = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=16, stride=8, padding=4)
-
-    def forward(self, x):
-        h = self.block(2, self.block(1, x))
-        pool3 = h = self.block(3, h)
-        score_pool3c = self.score_pool3_fr(pool3)
-        pool4 = h = self.block(4, h)
-        score_pool4c = self.score_pool4_fr(pool4)
-        h = self.block(5, h)
-        h = self.drop6(self.relu6(self.fc6(h)))
-        h = self.drop7(self.relu7(self.fc7(h)))
-        h = self.score_fr(h)
-        upscore2 = self.upscore2(h)
-        h = upscore2 + score_pool4c
-        upscore2_pool4c = self.upscore2_pool4(h)
-        h = upscore2_pool4c + score_pool3c
-        return self.upscore8(h)
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
@@ -148,11 +33,6 @@ def _one_torch_thread():
 
 PAIRS = [(FCN32s, TorchFCN32s), (FCN16s, TorchFCN16s), (FCN8s, TorchFCN8s)]
 IDS = ["32s", "16s", "8s"]
-
-
-def strip(name):
-    """Seed name -> ours: drop the ``.0`` of the nn.Sequential CBR blocks."""
-    return re.sub(r"\.0\.", ".", name)
 
 
 def random_state(model, rng):
