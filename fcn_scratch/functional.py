@@ -107,8 +107,11 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
     return y.reshape(N, F, Ho, Wo), cache
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, input_grad=True):
     """Gradients of :func:`conv2d_forward`: ``(dx, dweight, dbias)`` (``dbias`` None without bias).
+
+    ``input_grad=False`` skips ``dx`` (returned as None): a network's first layer,
+    whose input is the data, never needs it.
 
     ``dW = sum_n (cols_n @ dY_n^T)^T``: every tap's input values times the
     output gradient they fed. ``db = sum over n, i, j of dY``.
@@ -131,7 +134,9 @@ def conv2d_backward(dy, cache):
     # (C*kh*kw, Ho*Wo) @ (Ho*Wo, F) per image: the operand order BLAS runs fastest here
     dweight = np.matmul(cols, dy2.transpose(0, 2, 1)).sum(axis=0).T.reshape(weight.shape)
     dbias = dy2.sum(axis=(0, 2)) if has_bias else None
-    if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+    if not input_grad:
+        dx = None
+    elif (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
         dx = np.matmul(weight.reshape(F, C).T, dy2).reshape(N, C, H, W)
     elif (sh, sw) == (1, 1) and F <= C and ph <= dh * (kh - 1) and pw <= dw * (kw - 1):
         flipped = np.ascontiguousarray(np.flip(weight, axis=(2, 3)).transpose(1, 0, 2, 3))  # (C, F, kh, kw)

@@ -178,10 +178,11 @@ class Conv2d(Module):
         self._out_shape = y.shape
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """``dy (N, C_out, Ho, Wo) -> dx (N, C_in, H, W)``; fills ``grads``. ``input_grad=False`` returns None for dx."""
         cache = need_cache(self._cache, type(self).__name__)
         check_grad(dy, "dy", self._out_shape, self.dtype)
-        dx, self.grads["weight"], db = F.conv2d_backward(dy, cache)
+        dx, self.grads["weight"], db = F.conv2d_backward(dy, cache, input_grad)
         if "bias" in self.params:
             self.grads["bias"] = db
         return dx

@@ -70,7 +70,7 @@ import numpy as np
 from . import functional as F
 from ._validate import check_array, check_grad, float_dtype, positive_int
 from .init import bilinear_weight, he_normal, make_rng
-from .layers import Add, Conv2d, ConvTranspose2d, Crop, Dropout2d, MaxPool2d, Module, ReLU
+from .layers import Add, Conv2d, ConvTranspose2d, Crop, Dropout2d, MaxPool2d, Module, ReLU, no_grad
 
 N_BLOCKS = 5
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
@@ -236,12 +236,15 @@ class _FCN(Module):
             h = getattr(self, f"relu{b}_{i}").forward(h)
         return getattr(self, f"pool{b}").forward(h)
 
-    def _block_backward(self, b, d):
-        """Block ``b`` in reverse: pool, then (ReLU, conv) from the last conv to the first."""
+    def _block_backward(self, b, d, input_grad=True):
+        """Block ``b`` in reverse: pool, then (ReLU, conv) from the last conv to the first.
+
+        ``input_grad=False`` lets the block's first conv skip the gradient of its input.
+        """
         d = getattr(self, f"pool{b}").backward(d)
         for i in range(self.convs_per_block[b - 1], 0, -1):
             d = getattr(self, f"relu{b}_{i}").backward(d)
-            d = getattr(self, f"conv{b}_{i}").backward(d)
+            d = getattr(self, f"conv{b}_{i}").backward(d, input_grad=input_grad or i > 1)
         return d
 
     def _head_forward(self, h):
@@ -256,8 +259,12 @@ class _FCN(Module):
         return self.fc6.backward(self.relu6.backward(self.drop6.backward(d)))
 
     def predict(self, x) -> np.ndarray:
-        """Per-pixel class ids ``(N, H, W)``: the argmax of the logits (run ``eval()`` first for inference)."""
-        return self.forward(x).argmax(axis=1)
+        """Per-pixel class ids ``(N, H, W)``: the argmax of the logits (run ``eval()`` first for inference).
+
+        Runs under :func:`fcn_scratch.layers.no_grad`: no caches are kept for a backward pass.
+        """
+        with no_grad():
+            return self.forward(x).argmax(axis=1)
 
 
 class FCN32s(_FCN):
@@ -266,7 +273,9 @@ class FCN32s(_FCN):
     ``FCN32s(num_classes, in_channels=3, widths=(64,128,256,512,512), convs_per_block=(2,2,3,3,3),
     fc_channels=4096, dropout=0.5, *, dtype=np.float32, seed=None, rng=None)``.
     ``forward(x (N, in_channels, H, W)) -> logits (N, num_classes, H, W)``, any H, W >= 1;
-    ``backward(dlogits (N, num_classes, H, W)) -> dx (N, in_channels, H, W)``.
+    ``backward(dlogits (N, num_classes, H, W)) -> dx (N, in_channels, H, W)``;
+    ``backward(dlogits, input_grad=False)`` returns None instead of dx and skips
+    ``conv1_1``'s input gradient, which training never needs.
     """
 
     variant = "32s"
@@ -291,7 +300,7 @@ class FCN32s(_FCN):
         self._out_shape = logits.shape
         return logits
 
-    def backward(self, dlogits):
+    def backward(self, dlogits, input_grad=True):
         self._check_dlogits(dlogits)
         d = self.upscore32.backward(self.crop_out.backward(dlogits))
         d = self._head_backward(d)
@@ -299,7 +308,7 @@ class FCN32s(_FCN):
         d = self._block_backward(4, d)
         d = self._block_backward(3, d)
         d = self._block_backward(2, d)
-        return self._block_backward(1, d)
+        return self._block_backward(1, d, input_grad)
 
 
 class FCN16s(_FCN):
@@ -337,7 +346,7 @@ class FCN16s(_FCN):
         self._out_shape = logits.shape
         return logits
 
-    def backward(self, dlogits):
+    def backward(self, dlogits, input_grad=True):
         self._check_dlogits(dlogits)
         d = self.upscore16.backward(self.crop_out.backward(dlogits))
         d_up2, d_score_pool4 = self.add_pool4.backward(d)
@@ -348,7 +357,7 @@ class FCN16s(_FCN):
         d = self._block_backward(4, d)
         d = self._block_backward(3, d)
         d = self._block_backward(2, d)
-        return self._block_backward(1, d)
+        return self._block_backward(1, d, input_grad)
 
 
 class FCN8s(_FCN):
@@ -392,7 +401,7 @@ class FCN8s(_FCN):
         self._out_shape = logits.shape
         return logits
 
-    def backward(self, dlogits):
+    def backward(self, dlogits, input_grad=True):
         self._check_dlogits(dlogits)
         d = self.upscore8.backward(self.crop_out.backward(dlogits))
         d_up4, d_score_pool3 = self.add_pool3.backward(d)
@@ -406,7 +415,7 @@ class FCN8s(_FCN):
         d = d + self.score_pool3_fr.backward(d_score_pool3)        # pool3 forked: sum both branches
         d = self._block_backward(3, d)
         d = self._block_backward(2, d)
-        return self._block_backward(1, d)
+        return self._block_backward(1, d, input_grad)
 
 
 MODELS = {"32s": FCN32s, "16s": FCN16s, "8s": FCN8s}

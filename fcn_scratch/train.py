@@ -18,6 +18,7 @@ with the same seed ends with the same weights, bit for bit.
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 import time
@@ -238,6 +239,7 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
         bar.line("fit: " + msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
+    skip_input_grad = "input_grad" in inspect.signature(model.backward).parameters
     for epoch in range(1, epochs + 1):
         model.train()
         total, count = 0.0, 0
@@ -255,7 +257,10 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
                 break
             for p, g in zip(params, good):
                 np.copyto(g, p)
-            model.backward(criterion.backward())
+            if skip_input_grad:  # the images need no gradient: spare the first conv's dx
+                model.backward(criterion.backward(), input_grad=False)
+            else:
+                model.backward(criterion.backward())
             if not all(np.isfinite(gr).all() for _, _, gr in model.named_parameters() if gr is not None):
                 diverged("a gradient is NaN or inf")
                 break
