@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 from .data import iterate_batches
-from .layers import Dropout2d, Module, SoftmaxCrossEntropy
+from .layers import Dropout2d, Module, SoftmaxCrossEntropy, no_grad
 from .metrics import ConfusionMatrix
 from .optim import make_optimizer, poly_lr
 
@@ -310,7 +310,8 @@ def predict(model, images, *, batch_size=32, return_scores=False):
     labels, probs = [], []
     try:
         for start in range(0, len(images), batch_size):
-            logits = model.forward(images[start : start + batch_size])
+            with no_grad():  # inference: no caches kept for a backward pass
+                logits = model.forward(images[start : start + batch_size])
             labels.append(logits.argmax(axis=1).astype(np.int64))
             if return_scores:
                 e = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -339,7 +340,8 @@ def evaluate(model, images, masks, *, batch_size=32, num_classes=None, ignore_in
     model.eval()
     try:
         for start in range(0, len(images), batch_size):
-            logits = model.forward(images[start : start + batch_size])
+            with no_grad():
+                logits = model.forward(images[start : start + batch_size])
             cm.update(masks[start : start + batch_size], logits.argmax(axis=1))
     finally:
         model.train(was_training)
