@@ -45,8 +45,8 @@ ARCH_OF_CLASS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s"}
 VAL_SEED_OFFSET = 10_000  # validation images come from seed + 10000: never the training images
 
 # Defaults of `fcn-scratch train`: the tiny FCN-8s on 64x64 toy shapes, about a minute on 2 cores.
-TRAIN_DEFAULTS = dict(size=64, train_images=480, val_images=96, epochs=14, batch_size=16, lr=2e-3,
-                      optimizer="adam", weight_decay=0.0, dropout=0.0, seed=0)
+TRAIN_DEFAULTS = dict(size=64, train_images=640, val_images=96, epochs=12, batch_size=8, lr=3e-3,
+                      optimizer="adam", weight_decay=0.0, dropout=0.0, seed=0, ignore_border=1)
 
 
 def _positive_int(text):
@@ -160,16 +160,23 @@ def _set_backend(name):
 
 
 def _data_settings(args):
-    return dict(size=[args.size, args.size], train_images=args.train_images, val_images=args.val_images,
-                train_seed=args.seed, val_seed=args.seed + VAL_SEED_OFFSET, generator="fcn_scratch.data.toy_shapes")
+    """Everything needed to regenerate the run's toy data (stored in the checkpoint for `evaluate`)."""
+    return dict(generator="fcn_scratch.data.toy_shapes", size=[args.size, args.size],
+                train_images=args.train_images, val_images=args.val_images,
+                train_seed=args.seed, val_seed=args.seed + VAL_SEED_OFFSET, ignore_border=args.ignore_border)
 
 
-def _toy_data(settings):
+def _toy_data(settings, n, seed, *, ignore_border=None):
+    """``n`` toy images and masks with the run's settings; ``ignore_border`` overrides the band width."""
     from .data import toy_shapes
 
-    size = tuple(settings["size"])
-    x, m = toy_shapes(settings["train_images"], size, seed=settings["train_seed"])
-    xv, mv = toy_shapes(settings["val_images"], size, seed=settings["val_seed"])
+    band = settings.get("ignore_border", 0) if ignore_border is None else ignore_border
+    return toy_shapes(n, tuple(settings["size"]), seed=seed, ignore_border=band)
+
+
+def _train_val(settings):
+    x, m = _toy_data(settings, settings["train_images"], settings["train_seed"])
+    xv, mv = _toy_data(settings, settings["val_images"], settings["val_seed"])
     return x, m, xv, mv
 
 
@@ -222,11 +229,12 @@ def cmd_train(args) -> int:
 
     out = _make_out_dir(args.out)
     settings = _data_settings(args)
-    x, m, xv, mv = _toy_data(settings)
+    x, m, xv, mv = _train_val(settings)
     K = len(CLASS_NAMES)
     quiet = args.quiet
     if not quiet:
-        print(f"training {ARCH_TITLES[args.arch]} (tiny preset) on {len(x)} toy images {args.size}x{args.size}, "
+        preset = "tiny preset" if args.widths is None and args.fc_channels is None else "custom widths"
+        print(f"training {ARCH_TITLES[args.arch]} ({preset}) on {len(x)} toy images {args.size}x{args.size}, "
               f"validating on {len(xv)}; {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} "
               f"lr {args.lr}", flush=True)
     fit_kw = dict(batch_size=args.batch_size, seed=args.seed, val_images=xv, val_masks=mv, optimizer=args.optimizer,
@@ -244,6 +252,9 @@ def cmd_train(args) -> int:
         stopped = history["stopped"]
     train_seconds = time.perf_counter() - t0
     scores = evaluate(model, xv, mv, num_classes=K)
+    # the same images scored on every pixel, without the ignore band at label borders
+    strict = evaluate(model, xv, _toy_data(settings, len(xv), settings["val_seed"], ignore_border=0)[1],
+                      num_classes=K) if args.ignore_border else scores
     preds = predict(model, xv[:6])
     arch_name = type(model).__name__
     training = dict(arch=ARCH_OF_CLASS.get(arch_name, arch_name), epochs=args.epochs, batch_size=args.batch_size,
@@ -263,6 +274,9 @@ def cmd_train(args) -> int:
         per_class_iou=_per_class(scores["per_class_iou"], CLASS_NAMES),
         per_class_accuracy=_per_class(scores["per_class_accuracy"], CLASS_NAMES),
         confusion_matrix=scores["confusion_matrix"], class_names=list(CLASS_NAMES),
+        ignore_border=args.ignore_border,
+        strict={k: (_per_class(strict[k], CLASS_NAMES) if k.startswith("per_class") else strict[k])
+                for k in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "per_class_iou")},
         train_seconds=train_seconds, wall_time_seconds=time.perf_counter() - t0,
         backend=kernels.get_backend(), stopped=stopped,
         history={k: v for k, v in history.items() if k not in ("stopped",)},
@@ -270,8 +284,15 @@ def cmd_train(args) -> int:
     )
     _write_json(os.path.join(out, "metrics.json"), metrics)
     if not quiet:
+        band = (f"with a {args.ignore_border}-px ignore band at label borders, as PASCAL VOC"
+                if args.ignore_border else "every pixel counted")
+        print(f"validation ({band}):")
         for line in _summary_lines(scores, CLASS_NAMES):
-            print(line)
+            print("  " + line)
+        if args.ignore_border:
+            print("strict (every pixel counted, no band):")
+            for line in _summary_lines(strict, CLASS_NAMES):
+                print("  " + line)
         print(f"wall time {metrics['wall_time_seconds']:.1f} s; wrote metrics.json, model.npz, predictions.png, "
               f"curves.png to {out}")
     if stopped:
@@ -346,26 +367,30 @@ def cmd_predict(args) -> int:
 
 def cmd_evaluate(args) -> int:
     _set_backend(args.backend)
-    from .data import toy_shapes
     from .train import evaluate
 
     model, meta = _load(args.checkpoint)
-    data = meta["training"].get("data") or {}
+    data = dict(meta["training"].get("data") or {})
     if "size" not in data and args.size is None:
         raise CLIError(f"checkpoint {args.checkpoint!r} records no toy-data settings; pass --size")
-    size = (args.size, args.size) if args.size is not None else tuple(data["size"])
+    if args.size is not None:
+        data["size"] = [args.size, args.size]
+    size = tuple(data["size"])
     n = args.images if args.images is not None else int(data.get("val_images", 100))
     seed = args.seed if args.seed is not None else int(data.get("val_seed", VAL_SEED_OFFSET))
-    x, m = toy_shapes(n, size, seed=seed)
+    band = args.ignore_border if args.ignore_border is not None else int(data.get("ignore_border", 0))
+    x, m = _toy_data(data, n, seed, ignore_border=band)
     scores = evaluate(model, x.astype(model.dtype), m, batch_size=args.batch_size)
     names = meta["class_names"] or [str(k) for k in range(model.num_classes)]
-    print(f"{meta['arch']} from {args.checkpoint} on {n} toy images {size[0]}x{size[1]} (seed {seed}):")
+    print(f"{meta['arch']} from {args.checkpoint} on {n} toy images {size[0]}x{size[1]} (seed {seed}, "
+          f"{f'{band}-px ignore band at label borders' if band else 'every pixel counted'}):")
     for line in _summary_lines(scores, names):
         print(line)
     if args.json:
         _write_json(args.json, dict(scores, per_class_iou=_per_class(scores["per_class_iou"], names),
                                     per_class_accuracy=_per_class(scores["per_class_accuracy"], names),
-                                    images=n, size=list(size), seed=seed, checkpoint=args.checkpoint))
+                                    images=n, size=list(size), seed=seed, ignore_border=band,
+                                    checkpoint=args.checkpoint))
     return 0
 
 
@@ -384,7 +409,7 @@ def cmd_compare(args) -> int:
 
     out = _make_out_dir(args.out)
     settings = _data_settings(args)
-    x, m, xv, mv = _toy_data(settings)
+    x, m, xv, mv = _train_val(settings)
     K = len(CLASS_NAMES)
     rows, preds, curves = {}, {}, {}
     for arch in ARCHS:
@@ -446,6 +471,8 @@ def _add_training_arguments(p, defaults, *, out):
     p.add_argument("--fc-channels", type=_positive_int, default=None, help="channels of fc6/fc7 (tiny: 256)")
     p.add_argument("--seed", type=_nonnegative_int, default=defaults["seed"],
                    help="seeds the data, the initial weights, the shuffling and dropout")
+    p.add_argument("--ignore-border", type=_nonnegative_int, default=defaults["ignore_border"],
+                   help="pixels at label borders left out of loss and metrics (PASCAL VOC's void band); 0 = none")
     p.add_argument("--out", default=out, help=f"output directory (default {out})")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None, help="kernel backend")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -492,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data seed (default: the training run's validation seed)")
     p.add_argument("--size", type=_image_size, default=None, help="image size (default: the training size)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--ignore-border", type=_nonnegative_int, default=None,
+                   help="width of the ignore band at label borders (default: the training run's; 0 counts every pixel)")
     p.add_argument("--json", metavar="PATH", help="also write the scores as JSON")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.set_defaults(func=cmd_evaluate)

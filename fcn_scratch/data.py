@@ -181,8 +181,8 @@ def _one_image(rng, H, W, max_shapes, noise, thickness, colour_cue):
             angles = rng.uniform(0, 2 * np.pi) + np.arange(3) * 2 * np.pi / 3 + rng.uniform(-0.25, 0.25, 3)
             inside = _triangle(yy, xx, [(cy + r * np.sin(a), cx + r * np.cos(a)) for a in angles])
         else:  # thin ring
-            t = thickness if thickness is not None else max(2.0, 0.05 * S)
-            inside = _ring(yy, xx, cy, cx, rng.uniform(0.14, 0.26) * S, t)
+            t = thickness if thickness is not None else max(2.0, 0.08 * S)
+            inside = _ring(yy, xx, cy, cx, rng.uniform(0.18, 0.3) * S, t)
         rgb[:, inside] = _shape_colour(rng, background, kind, colour_cue)[:, None] + 0.06 * texture[:, inside]
         mask[inside] = kind  # painter's order: later shapes cover earlier ones
     rgb += rng.normal(0.0, noise, size=rgb.shape)
@@ -200,7 +200,8 @@ def toy_shapes(n, size=64, *, seed=0, max_shapes=4, noise=0.04, thickness=None, 
     seed : int; image ``i`` depends only on ``(seed, i)``.
     max_shapes : each image holds 1 .. ``max_shapes`` shapes (kinds drawn uniformly), overlapping allowed.
     noise : std of the per-pixel Gaussian noise (display units, image range [0, 1]).
-    thickness : ring width in pixels (default ``max(2, 0.05 * min(H, W))``, 3 px at 64 x 64).
+    thickness : ring width in pixels (default ``max(2, 0.08 * min(H, W))``, 5 px at 64 x 64: thinner
+        than one cell of FCN-8s's stride-8 score map, far thinner than FCN-32s's 32).
     ignore_border : width of a 255 band on every label change (0 = none), see :func:`ignore_borders`.
     colour_cue : each class drawn in its own hue family (True) or in random colours (False).
 

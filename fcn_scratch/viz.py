@@ -92,7 +92,9 @@ def predictions_figure(images, masks, preds, class_names, path=None, *, max_rows
     """
     n = min(len(images), max_rows)
     K = len(class_names)
-    fig = Figure(figsize=(6.6, 2.1 * n + 0.8))
+    top_in = 0.75 if title else 0.35  # inches above the grid for the suptitle and column titles
+    height = 2.1 * n + 0.8 + top_in
+    fig = Figure(figsize=(6.6, height))
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         correct = np.mean((preds[i] == masks[i])[masks[i] != IGNORE_INDEX]) if (masks[i] != IGNORE_INDEX).any() else np.nan
@@ -101,8 +103,8 @@ def predictions_figure(images, masks, preds, class_names, path=None, *, max_rows
         _show(axes[i, 2], colorize(preds[i], K), "prediction" if i == 0 else None)
         axes[i, 2].set_xlabel(f"{100 * correct:.1f}% pixels right", fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.subplots_adjust(left=0.03, right=0.97, top=1 - 0.5 / (2.1 * n + 0.8), bottom=0.8 / (2.1 * n + 0.8) + 0.02,
+        fig.suptitle(title, fontsize=11, y=1 - 0.15 / height)
+    fig.subplots_adjust(left=0.03, right=0.97, top=1 - top_in / height, bottom=0.8 / height,
                         wspace=0.05, hspace=0.25)
     _legend(fig, class_names, ncol=3)
     return _finish(fig, path)
@@ -141,7 +143,9 @@ def comparison_figure(images, masks, preds_by_model: dict, class_names, path=Non
     n = min([len(images), max_rows] + [len(p) for p in preds_by_model.values()])
     cols = 2 + len(names)
     K = len(class_names)
-    fig = Figure(figsize=(2.1 * cols, 2.1 * n + 0.9))
+    top_in = 0.55 if scores else 0.35
+    height = 2.1 * n + 0.6 + top_in
+    fig = Figure(figsize=(2.1 * cols, height))
     axes = fig.subplots(n, cols, squeeze=False)
     for i in range(n):
         _show(axes[i, 0], to_hwc(images[i]), "image" if i == 0 else None)
@@ -149,7 +153,7 @@ def comparison_figure(images, masks, preds_by_model: dict, class_names, path=Non
         for j, name in enumerate(names):
             head = name if scores is None or name not in scores else f"{name}\nmIoU {scores[name]:.3f}"
             _show(axes[i, 2 + j], colorize(preds_by_model[name][i], K), head if i == 0 else None)
-    fig.subplots_adjust(left=0.02, right=0.98, top=0.92 - 0.1 / n, bottom=0.9 / (2.1 * n + 0.9) + 0.02,
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - top_in / height, bottom=0.6 / height,
                         wspace=0.05, hspace=0.08)
     _legend(fig, class_names)
     return _finish(fig, path)

@@ -46,6 +46,9 @@ def test_train_writes_its_four_files(run_dir):
     assert metrics["wall_time_seconds"] > 0 and metrics["arch"] == "fcn8s"
     assert metrics["history"]["epoch"] == [1, 2] and len(metrics["history"]["val_mean_iou"]) == 2
     assert metrics["settings"]["data"]["size"] == [32, 32]
+    assert metrics["ignore_border"] == 1  # VOC-style band by default; the strict scores count every pixel
+    assert set(metrics["strict"]) == {"pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "per_class_iou"}
+    assert list(metrics["strict"]["per_class_iou"]) == list(CLASS_NAMES)
     for name in ("predictions.png", "curves.png"):
         img = imread(run_dir / name)
         assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
@@ -65,7 +68,7 @@ def test_evaluate_reproduces_the_training_metrics(run_dir, capsys):
         assert scores[key] == pytest.approx(metrics[key], abs=1e-12)  # same validation images, same model
     assert main(["evaluate", "--checkpoint", str(run_dir / "model.npz"), "--images", "3", "--seed", "5",
                  "--size", "24"]) == 0
-    assert "3 toy images 24x24 (seed 5)" in capsys.readouterr().out
+    assert "3 toy images 24x24 (seed 5, 1-px ignore band" in capsys.readouterr().out
 
 
 def test_predict_any_size_png(run_dir, tmp_path, capsys):
