@@ -410,6 +410,7 @@ def cmd_compare(args) -> int:
     out = _make_out_dir(args.out)
     settings = _data_settings(args)
     x, m, xv, mv = _train_val(settings)
+    mv_strict = _toy_data(settings, len(xv), settings["val_seed"], ignore_border=0)[1]
     K = len(CLASS_NAMES)
     rows, preds, curves = {}, {}, {}
     for arch in ARCHS:
@@ -422,6 +423,7 @@ def cmd_compare(args) -> int:
                       progress=not args.quiet)
         scores = evaluate(model, xv, mv, num_classes=K)
         scores["seconds"] = time.perf_counter() - t0
+        scores["strict_mean_iou"] = evaluate(model, xv, mv_strict, num_classes=K)["mean_iou"]
         scores["stopped"] = history["stopped"]
         scores["history"] = history
         rows[arch], preds[ARCH_TITLES[arch]] = scores, predict(model, xv[: args.show])
@@ -437,6 +439,9 @@ def cmd_compare(args) -> int:
         print(f"{ARCH_TITLES[arch]:10}{100 * s['pixel_accuracy']:11.1f}{100 * s['mean_accuracy']:11.1f}"
               f"{100 * s['mean_iou']:9.1f}{100 * s['fw_iou']:9.1f}{100 * s['per_class_iou'][thin]:9.1f}"
               f"{s['seconds']:9.1f}")
+    if args.ignore_border:
+        print(f"scored with a {args.ignore_border}-px ignore band at label borders (as PASCAL VOC); counting every "
+              f"pixel, mean IU is " + ", ".join(f"{100 * rows[a]['strict_mean_iou']:.1f}" for a in ARCHS))
     order = [rows[a]["mean_iou"] for a in ARCHS]
     ordered = order[2] >= order[1] >= order[0]
     print(f"FCN-8s >= FCN-16s >= FCN-32s in mean IU: {'yes' if ordered else 'NO'}"

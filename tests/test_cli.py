@@ -104,13 +104,33 @@ def test_compare_prints_table_two(tmp_path, capsys):
     code = main(["compare", *TINY, "--epochs", "1", "--out", str(out), "--show", "2"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "pixel acc." in text and "mean IU" in text and "f.w. IU" in text
+    assert "pixel acc." in text and "mean IU" in text and "f.w. IU" in text and "counting every pixel" in text
     for title in ("FCN-32s", "FCN-16s", "FCN-8s"):
         assert title in text
     assert sorted(os.listdir(out)) == ["compare.json", "compare.png"]
     results = json.loads((out / "compare.json").read_text())["results"]
     assert list(results) == ["fcn32s", "fcn16s", "fcn8s"]
     assert imread(out / "compare.png").ndim == 3
+
+
+def test_staged_training_and_determinism(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", *TINY, "--epochs", "1", "--arch", "fcn16s", "--staged", "--out", str(a)]) == 0
+    assert main(["train", *TINY, "--epochs", "1", "--arch", "fcn16s", "--staged", "--out", str(b)]) == 0
+    ma, meta = load_checkpoint(a / "model.npz")
+    mb, _ = load_checkpoint(b / "model.npz")
+    assert meta["arch"] == "FCN16s" and meta["training"]["staged"] is True
+    sa, sb = ma.state_dict(), mb.state_dict()
+    for k in sa:  # same seed, same run, bit for bit
+        np.testing.assert_array_equal(sa[k], sb[k])
+    history = json.loads((a / "metrics.json").read_text())["history"]
+    assert history["epoch"] == [1]  # the last stage's history
+
+
+def test_first_step_report_for_the_cold_start_bench(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FCN_SCRATCH_REPORT_FIRST_STEP", "1")
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().err.count("first step done") == 1
 
 
 @pytest.mark.parametrize(

@@ -145,6 +145,22 @@ def test_history_and_progress_output(data):
     assert quiet.getvalue() == ""
 
 
+def test_progress_bar_on_a_terminal(data):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    x, m = data
+    stream = Terminal()
+    steps = []
+    fit(ThreeLayer(), x, m, epochs=2, batch_size=2, lr=0.05, seed=0, stream=stream,
+        step_callback=lambda it, loss: steps.append((it, loss)))
+    text = stream.getvalue()
+    assert "\r" in text and "[" in text and "ETA" in text and "loss" in text
+    assert "epoch 2/2" in text
+    assert [it for it, _ in steps] == list(range(1, 7)) and all(np.isfinite(loss) for _, loss in steps)
+
+
 def test_evaluate_matches_the_metrics_and_does_not_depend_on_batching(data):
     x, m = data
     model = ThreeLayer(p=0.5)
