@@ -444,7 +444,12 @@ lesson.close(coco, ((4 * 6.75 + 3 * 4.5 + 3 * 3) / 110 + 9 / 10) / 2,
              f"COCO's mAP = mean over classes of the mean AP over the ten thresholds = {coco:.4f}")
 lesson.check(coco < map50, f"mAP@[0.5:0.05:0.95] = {coco:.4f} < mAP@0.5 = {map50:.4f}: strict thresholds turn "
                            f"loosely placed boxes into false positives")
-print("(PASCAL VOC 2007 used these 11 recall points; later VOC and COCO interpolate over all or 101 points.)")
+# The seed's other summary, the area under the precision/recall curve (AUC): taken under the envelope of best
+# precisions it is the 'all points' AP of later PASCAL VOC rounds (COCO samples 101 recall points instead).
+envelope_area = sum((recall[i] - (recall[i - 1] if i else 0.0)) * precision[i:].max() for i in range(len(recall)))
+print(f"area under the envelope of best precisions (all-points AP): {envelope_area:.4f};  11-point AP: {ap:.4f}")
+lesson.close(envelope_area, 0.25 * 1 + 0.25 * 0.75 + 0.25 * 0.75, "area under the curve, by hand: recall steps of "
+                                                                     "0.25 at precision 1, 3/4, 3/4 = 0.625")
 
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(recall, precision, "o-", color="tab:blue", label="precision, recall after each detection")
@@ -460,6 +465,7 @@ lesson.save(fig, "pr_curve")
 
 # %%
 lesson.step("YOLO's output grid is an FCN: a 1x1 conv gives S x S x (5 boxes x 5 + 20 classes) = 45 per cell")
+# YOLO (2015) -> YOLOv2 (2016) -> YOLOv3 (2018) -> YOLOv4, YOLOv5 (2020): 'You Only Look Once', one FCN pass.
 # A 416 image through a stride-32 backbone is a 13x13 map; a 1x1 conv predicts every cell's numbers at once.
 grid = pooled_sizes(416, 416)[-1]
 feat = rng.standard_normal((1, 64, *grid))
@@ -808,6 +814,12 @@ for it in range(200):  # full-batch gradient descent on the mean squared error
     learned.backward(grad)
     opt.step()
 after = {"learned": mse(upscale(learned, test_lr), test_hr)}
+# The transposed conv is also a 'fractionally strided' conv (004: 부분 stride): stride 1/2 = a stride-1 conv on
+# the input with a zero between its pixels (lesson 05); the engine computes it both ways.
+as_zero_insert = ConvTranspose2d(1, 1, 4, stride=2, padding=1, method="zero_insert", **f64)
+as_zero_insert.load_state_dict(learned.state_dict())
+lesson.close(upscale(as_zero_insert, test_lr), upscale(learned, test_lr),
+             "the trained upsampler as zero insertion + stride-1 conv ('stride 1/2') = as col2im")
 results_sr = {**before, **after}
 print("test MSE (8 images never trained on):", {k: f"{v:.6f} ({10 * np.log10(1 / v):.2f} dB PSNR)"
                                                 for k, v in results_sr.items()})
@@ -833,8 +845,10 @@ lesson.save(fig, "super_resolution")
 
 # %%
 lesson.step("torchvision's FCNHead (seed 000): 3x3 conv, BatchNorm, ReLU, Dropout(0.1), 1x1 conv, traced")
-# torchvision's fcn_resnet50 puts FCNHead(2048, 21) on ResNet-50's last stage, run at 1/8 of the image size
-# (dilated), and resizes the 21 score maps to the image with bilinear interpolation.
+# torchvision's FCN(backbone, classifier, aux_classifier): fcn_resnet50 puts classifier = FCNHead(2048, 21) on
+# ResNet-50's last stage, run at 1/8 of the image size (dilated), and resizes the 21 score maps to the image with
+# bilinear interpolation; the optional aux_classifier, FCNHead(1024, 21) on the stage before, adds a second loss
+# during training only (the seed's docstring: "auxiliary classifier used during training").
 in_ch, n_cls = 2048, 21
 inter = in_ch // 4
 feat = rng.standard_normal((1, in_ch, 8, 8)).astype(np.float32)  # a 64x64 image at stride 8
