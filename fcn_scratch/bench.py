@@ -4,8 +4,11 @@ Method. All contenders of a row run in the same process, interleaved: each
 repeat times a block of ``number`` calls of every contender in turn, after
 ``warmup`` untimed calls, and a contender's figure is its best block divided
 by ``number``. Interleaving spreads the machine's noise over all contenders
-alike; an untimed call before each block absorbs the other library's idle
-threads (OpenBLAS and OpenMP workers spin for a while after each call).
+alike. Before each block of a row that pits us against PyTorch the process
+sleeps ``GAP`` seconds, so the other library's worker threads (OpenBLAS's and
+OpenMP's spin for a while after each call) are asleep, then makes one untimed
+call. Without the gap, each library's spinning threads steal the cores of the
+other on these millisecond-sized calls and both look several times slower.
 
 GFLOP/s count multiply-adds twice: a convolution forward is
 ``2 N F C kh kw Ho Wo``; forward+backward (weights and input) is three times
@@ -35,6 +38,7 @@ BATCH = 8
 TINY_CONVS = [(3, 16, 64), (16, 32, 32), (32, 64, 16), (64, 128, 8), (128, 128, 4)]
 TINY_NET = dict(widths=(16, 32, 64, 128, 128), convs_per_block=(2, 2, 2, 2, 2), fc_channels=256)
 TINY_CLASSES = 4
+GAP = 0.2  # seconds of idle before each timed block of a row against PyTorch
 
 
 @dataclass
@@ -52,15 +56,21 @@ class Result:
         return None if self.ref_ms is None else self.ours_ms / self.ref_ms
 
 
-def interleaved(contenders: dict, repeats: int = 7, number: int = 3, warmup: int = 2) -> dict:
-    """Best per-call seconds of each callable, timed in interleaved blocks of ``number`` calls."""
+def interleaved(contenders: dict, repeats: int = 7, number: int = 3, warmup: int = 2, gap: float = 0.0) -> dict:
+    """Best per-call seconds of each callable, timed in interleaved blocks of ``number`` calls.
+
+    ``gap`` seconds of sleep before each block let the previous contender's
+    worker threads stop spinning (OpenBLAS's spin for about 0.1 s), so that two
+    libraries' thread pools never fight over the cores inside a timed block.
+    """
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
     best = {name: float("inf") for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
-            fn()  # settle: this call absorbs the other library's still-spinning worker threads
+            time.sleep(gap)
+            fn()  # settle: warms this contender's own thread pool and caches
             t0 = time.perf_counter()
             for _ in range(number):
                 fn()
@@ -134,7 +144,7 @@ def bench_layers(repeats, torch):
                 y.backward(torch.ones_like(y))
 
             contenders["torch"] = theirs
-        t = interleaved(contenders, repeats)
+        t = interleaved(contenders, repeats, gap=GAP if torch else 0.0)
         gflop = 3 * 2 * BATCH * cout * cin * 9 * s * s / 1e9
         out.append(Result("layers", f"Conv2d {cin}->{cout} {s}x{s} fwd+bwd", t["ours"] * 1e3,
                           t.get("torch", np.nan) * 1e3 if torch else None, "torch", gflop))
@@ -157,7 +167,7 @@ def bench_layers(repeats, torch):
                 y = tconv(tx)
                 y.backward(torch.ones_like(y))
 
-            t = interleaved({"ours": lambda: ours_step(fast, x), "torch": theirs}, repeats)
+            t = interleaved({"ours": lambda: ours_step(fast, x), "torch": theirs}, repeats, gap=GAP)
             out.append(Result("layers", f"ConvTranspose2d k{k} s{st} {cin}ch {s}x{s} fwd+bwd",
                               t["ours"] * 1e3, t["torch"] * 1e3, "torch", gflop))
 
@@ -173,7 +183,7 @@ def bench_layers(repeats, torch):
                 y.backward(torch.ones_like(y))
 
             contenders["torch"] = theirs
-        t = interleaved(contenders, repeats)
+        t = interleaved(contenders, repeats, gap=GAP if torch else 0.0)
         out.append(Result("layers", f"MaxPool2d 2x2 ceil {cin}x{s}x{s} fwd+bwd", t["ours"] * 1e3,
                           t["torch"] * 1e3 if torch else None, "torch"))
     return out
@@ -208,7 +218,7 @@ def bench_train_step(repeats, torch):
             loss.backward()
 
         contenders["torch"] = theirs
-    t = interleaved(contenders, repeats, number=2)
+    t = interleaved(contenders, repeats, number=2, gap=GAP if torch else 0.0)
     gflop = 3 * _forward_gflop(model, x)
     return [Result("model", "FCN-8s tiny training step (fwd+loss+bwd), 8x3x64x64", t["ours"] * 1e3,
                    t["torch"] * 1e3 if torch else None, "torch", gflop)]
@@ -256,7 +266,7 @@ def bench_vgg_inference(repeats, torch):
                 twin(tx)
 
         contenders["torch"] = theirs
-    t = interleaved(contenders, repeats=max(2, repeats // 2), number=1, warmup=1)
+    t = interleaved(contenders, repeats=max(2, repeats // 2), number=1, warmup=1, gap=GAP if torch else 0.0)
     gflop = _forward_gflop(model, x)
     return [Result("model", "FCN-8s VGG16-size inference 1x3x224x224", t["ours"] * 1e3,
                    t["torch"] * 1e3 if torch else None, "torch", gflop)]
