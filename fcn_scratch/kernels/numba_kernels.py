@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import numba
 from numba import njit, prange, uintp
 
 
@@ -192,11 +193,16 @@ def maxpool_backward_py(dout, argmax, H, W):
 
 # Serial by default. The GEMMs between these kernels run on OpenBLAS's thread
 # pool, whose workers spin-wait for a while after each call; a parallel kernel
-# launched then has to fight them for the cores and stalls for a scheduler
-# time slice (measured here: ~4 ms per kernel instead of ~0.5 ms). Serial
-# kernels leave the other core to the spinning BLAS worker and never wait.
-# FCN_SCRATCH_PARALLEL=1 compiles the prange loops in parallel instead.
+# on Numba's OpenMP threading layer launched then has to fight them for the
+# cores and stalls for a scheduler time slice (measured here: ~4-12 ms per
+# kernel instead of ~0.3-0.5 ms). Serial kernels leave the other core to the
+# spinning BLAS worker and never wait.
+# FCN_SCRATCH_PARALLEL=1 compiles the prange loops in parallel instead, on
+# Numba's own "workqueue" threading layer, which measured no such stall
+# (unless NUMBA_THREADING_LAYER chooses another layer).
 PARALLEL = os.environ.get("FCN_SCRATCH_PARALLEL", "0").strip() not in ("", "0", "false", "no")
+if PARALLEL and "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 # Numba's on-disk cache is keyed by signature and bytecode, not by the `parallel` flag: a cached serial
 # kernel would be loaded for a parallel request (and the reverse). So only the serial default is cached.
 _jit = njit(cache=not PARALLEL, parallel=PARALLEL)
