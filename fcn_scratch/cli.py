@@ -45,7 +45,7 @@ ARCH_OF_CLASS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s"}
 VAL_SEED_OFFSET = 10_000  # validation images come from seed + 10000: never the training images
 
 # Defaults of `fcn-scratch train`: the tiny FCN-8s on 64x64 toy shapes, about a minute on 2 cores.
-TRAIN_DEFAULTS = dict(size=64, train_images=640, val_images=96, epochs=12, batch_size=8, lr=3e-3,
+TRAIN_DEFAULTS = dict(size=64, train_images=640, val_images=96, epochs=16, batch_size=8, lr=3e-3,
                       optimizer="adam", weight_decay=0.0, dropout=0.0, seed=0, ignore_border=1)
 
 
