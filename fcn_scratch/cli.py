@@ -352,7 +352,11 @@ def cmd_predict(args) -> int:
     rgb = _read_image(args.input)
     if model.in_channels != 3:
         raise CLIError(f"the checkpoint's model takes {model.in_channels} input channels, not an RGB image")
-    x = normalize(rgb.transpose(2, 0, 1)[None]).astype(model.dtype)
+    norm = meta["training"].get("normalization") or {}
+    if norm:  # the checkpoint says how its training images were scaled
+        x = ((rgb.transpose(2, 0, 1)[None] - norm["mean"]) / norm["std"]).astype(model.dtype)
+    else:
+        x = normalize(rgb.transpose(2, 0, 1)[None]).astype(model.dtype)
     mask = predict(model, x)[0]
     try:
         save_mask_png(mask, args.output, model.num_classes)
