@@ -200,10 +200,10 @@ def bench_train_step(repeats, torch):
     labels = rng.integers(0, TINY_CLASSES, (BATCH, 64, 64))
     loss_fn = SoftmaxCrossEntropy()
 
-    def ours():
+    def ours():  # as fit() does, and as torch does for an input that needs no gradient: no dx for conv1_1
         logits = model.forward(x)
         loss_fn.forward(logits, labels)
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(), input_grad=False)
 
     contenders = {"ours": ours}
     if torch is not None:
@@ -280,35 +280,45 @@ _MEMORY_JOBS = {
 }
 
 
-def _memory_job(job: str, library: str) -> dict:
-    """Run one job in this (fresh) process and report resident-set figures in MiB."""
-    import resource
+def _status_mib(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MiB (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
-    def rss_mib():  # current resident set, from /proc (Linux)
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+def _memory_job(job: str, library: str) -> dict:
+    """Run one job in this (fresh) process and report resident-set figures in MiB.
+
+    The peak is the kernel's high-water mark ``VmHWM``, reset to the current
+    resident set after imports and weights (``/proc/self/clear_refs``), so it
+    counts only the job. (``getrusage``'s ``ru_maxrss`` would not do: Linux
+    carries it over ``execve`` from the parent process.)
+    """
 
     from .layers import SoftmaxCrossEntropy
     from .models import FCN8s
 
     rng = np.random.default_rng(0)
     if job == "vgg_inference":
-        model = FCN8s(21, seed=0).eval()
-        x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+        classes, config, x = 21, {}, rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
     else:
-        model = FCN8s(TINY_CLASSES, **TINY_NET, seed=0)
+        classes, config = TINY_CLASSES, TINY_NET
         x = rng.standard_normal((BATCH, 3, 64, 64)).astype(np.float32)
         labels = rng.integers(0, TINY_CLASSES, (BATCH, 64, 64))
-    if library == "torch":
+    if library == "torch":  # only torch's model lives in this process, so neither reuses the other's memory
         import torch
 
         from . import torch_ref
 
         torch.set_num_threads(os.cpu_count() or 1)
-        twin = torch_ref.build_like(model)
-        del model
+        twin = torch_ref.TorchFCN8s(classes, **config)
         tx = torch.from_numpy(x)
         if job == "vgg_inference":
+            twin.eval()
+
             def run():
                 with torch.no_grad():
                     twin(tx)
@@ -320,18 +330,23 @@ def _memory_job(job: str, library: str) -> dict:
                 twin.zero_grad(set_to_none=True)
                 torch.nn.functional.cross_entropy(twin(tx), tl, ignore_index=255).backward()
     else:
+        model = FCN8s(classes, **config, seed=0)
         loss_fn = SoftmaxCrossEntropy()
         if job == "vgg_inference":
+            model.eval()
+
             def run():
                 with no_grad():
                     model.forward(x)
         else:
             def run():
                 loss_fn.forward(model.forward(x), labels)
-                model.backward(loss_fn.backward())
-    base = rss_mib()
+                model.backward(loss_fn.backward(), input_grad=False)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current resident set
+    base = _status_mib("VmRSS")
     run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = _status_mib("VmHWM")
     return {"baseline_mib": base, "peak_mib": peak, "job_peak_mib": max(0.0, peak - base)}
 
 
