@@ -149,6 +149,21 @@ def bench_layers(repeats, torch):
         out.append(Result("layers", f"Conv2d {cin}->{cout} {s}x{s} fwd+bwd", t["ours"] * 1e3,
                           t.get("torch", np.nan) * 1e3 if torch else None, "torch", gflop))
 
+        def ours_forward(layer=layer, x=x):
+            with no_grad():  # inference, as torch.no_grad() below
+                layer.forward(x)
+
+        contenders = {"ours": ours_forward}
+        if torch is not None:
+            def theirs_forward(tx=tx, tconv=tconv):
+                with torch.no_grad():
+                    tconv(tx)
+
+            contenders["torch"] = theirs_forward
+        t = interleaved(contenders, repeats, gap=GAP if torch else 0.0)
+        out.append(Result("layers", f"Conv2d {cin}->{cout} {s}x{s} forward", t["ours"] * 1e3,
+                          t["torch"] * 1e3 if torch else None, "torch", gflop / 3))
+
     # transposed convolution: the FCN-8s decoder shapes, both methods, and torch
     for cin, k, st, p, s in [(TINY_CLASSES, 4, 2, 1, 4), (TINY_CLASSES, 16, 8, 4, 8)]:
         x = rng.standard_normal((BATCH, cin, s, s)).astype(np.float32)
@@ -437,7 +452,8 @@ def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=
     print_fn(_format(results, peak))
 
     summary = {}
-    conv = [r.ratio for r in results if r.case.startswith("Conv2d") and r.ref_name == "torch"]
+    conv = [r.ratio for r in results if r.case.startswith("Conv2d") and r.case.endswith("fwd+bwd")
+            and r.ref_name == "torch"]
     if conv:
         summary["conv2d_vs_torch_geomean"] = geometric_mean(conv)
     kern = [r.ref_ms / r.ours_ms for r in results if r.section == "kernels"]
