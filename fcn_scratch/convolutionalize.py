@@ -28,11 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import check_array, check_grad, float_dtype, need_cache, positive_int
-from .init import default_uniform, make_rng
-from .layers import Conv2d, Module
+from .init import make_rng
+from .layers import Conv2d, WeightBiasLayer
 
 
-class Linear(Module):
+class Linear(WeightBiasLayer):
     """Dense (fully connected) layer: ``y = x W^T + b``, as ``torch.nn.Linear``.
 
     ``Linear(in_features, out_features, bias=True, *, dtype=np.float32, seed=None, rng=None)``.
@@ -46,21 +46,7 @@ class Linear(Module):
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
         self.dtype = float_dtype(dtype)
-        rng = make_rng(seed, rng)
-        self.params["weight"] = default_uniform((self.out_features, self.in_features), rng, self.dtype)
-        self.grads["weight"] = None
-        if bias:
-            bound = self.in_features ** -0.5
-            self.params["bias"] = rng.uniform(-bound, bound, self.out_features).astype(self.dtype)
-            self.grads["bias"] = None
-
-    @property
-    def weight(self):
-        return self.params["weight"]
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+        self._init_weight_bias((self.out_features, self.in_features), self.out_features, bias, make_rng(seed, rng))
 
     def forward(self, x):
         check_array(x, "x", ndim=2, dtype=self.dtype)

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import functional as F
 from ._validate import check_array, check_grad, finite_scalar, float_dtype, need_cache, pair, positive_int
-from .init import default_uniform, make_rng
+from .init import default_uniform, fan_in, make_rng
 
 
 _grad_enabled = True
@@ -135,7 +135,32 @@ class Module:
         return ""
 
 
-class Conv2d(Module):
+class WeightBiasLayer(Module):
+    """A layer with a ``weight`` and an optional ``bias`` (Conv2d, ConvTranspose2d, Linear).
+
+    PyTorch's default init: both ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
+    ``fan_in = weight.shape[1] * kh * kw`` (see :func:`fcn_scratch.init.fan_in`).
+    Subclasses set ``self.dtype`` first.
+    """
+
+    def _init_weight_bias(self, shape, n_out, bias, rng):
+        self.params["weight"] = default_uniform(shape, rng, self.dtype)
+        self.grads["weight"] = None
+        if bias:
+            bound = fan_in(shape) ** -0.5
+            self.params["bias"] = rng.uniform(-bound, bound, n_out).astype(self.dtype)
+            self.grads["bias"] = None
+
+    @property
+    def weight(self):
+        return self.params["weight"]
+
+    @property
+    def bias(self):
+        return self.params.get("bias")
+
+
+class Conv2d(WeightBiasLayer):
     """2-D convolution (cross-correlation) via im2col + GEMM.
 
     ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
@@ -154,22 +179,8 @@ class Conv2d(Module):
         self.padding = pair(padding, "padding", minimum=0)
         self.dilation = pair(dilation, "dilation", minimum=1)
         self.dtype = float_dtype(dtype)
-        rng = make_rng(seed, rng)
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
-        self.params["weight"] = default_uniform(shape, rng, self.dtype)
-        self.grads["weight"] = None
-        if bias:
-            fan = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-            self.params["bias"] = rng.uniform(-fan**-0.5, fan**-0.5, self.out_channels).astype(self.dtype)
-            self.grads["bias"] = None
-
-    @property
-    def weight(self):
-        return self.params["weight"]
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+        self._init_weight_bias((self.out_channels, self.in_channels, *self.kernel_size), self.out_channels, bias,
+                               make_rng(seed, rng))
 
     def forward(self, x):
         check_array(x, "x", ndim=4, channels=self.in_channels, dtype=self.dtype)
@@ -192,7 +203,7 @@ class Conv2d(Module):
                 f"padding={self.padding}, dilation={self.dilation}, bias={'bias' in self.params}")
 
 
-class ConvTranspose2d(Module):
+class ConvTranspose2d(WeightBiasLayer):
     """2-D transposed convolution ("deconvolution", a misnomer: it is the adjoint of a conv, not its inverse).
 
     ``ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
@@ -217,22 +228,8 @@ class ConvTranspose2d(Module):
             raise ValueError(f"method must be one of {F.TRANSPOSED_METHODS}, got {method!r}")
         self.method = method
         self.dtype = float_dtype(dtype)
-        rng = make_rng(seed, rng)
-        shape = (self.in_channels, self.out_channels, *self.kernel_size)
-        self.params["weight"] = default_uniform(shape, rng, self.dtype)
-        self.grads["weight"] = None
-        if bias:
-            fan = self.out_channels * self.kernel_size[0] * self.kernel_size[1]
-            self.params["bias"] = rng.uniform(-fan**-0.5, fan**-0.5, self.out_channels).astype(self.dtype)
-            self.grads["bias"] = None
-
-    @property
-    def weight(self):
-        return self.params["weight"]
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+        self._init_weight_bias((self.in_channels, self.out_channels, *self.kernel_size), self.out_channels, bias,
+                               make_rng(seed, rng))
 
     def forward(self, x):
         check_array(x, "x", ndim=4, channels=self.in_channels, dtype=self.dtype)
