@@ -9,7 +9,6 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -132,6 +131,7 @@ def _json_value(v):
 
 def _write_json(path, obj):
     import json
+    import os
 
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
@@ -141,6 +141,7 @@ def _write_json(path, obj):
 
 
 def _make_out_dir(path):
+    import os
 
     try:
         os.makedirs(path, exist_ok=True)
@@ -190,6 +191,7 @@ def _model_kwargs(args):
 
 def _first_step_reporter():
     """``FCN_SCRATCH_REPORT_FIRST_STEP=1`` prints ``first step done`` (``fcn-scratch bench --cold-start`` waits for it)."""
+    import os
     import time
 
     if os.environ.get("FCN_SCRATCH_REPORT_FIRST_STEP") != "1":
@@ -215,6 +217,7 @@ def _summary_lines(scores, class_names):
 
 
 def cmd_train(args) -> int:
+    import os
     import time
 
     t0 = time.perf_counter()
@@ -316,6 +319,7 @@ def _load(path):
 
 def _read_image(path):
     """A PNG (or any format matplotlib reads) -> RGB ``(H, W, 3)`` float in ``[0, 1]``."""
+    import os
 
     import numpy as np
     from matplotlib.image import imread
@@ -398,6 +402,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    import os
     import time
 
     _set_backend(args.backend)
@@ -538,20 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _short_blas_spin():
-    """Let OpenBLAS's worker threads sleep right after each matrix product.
-
-    By default they spin-wait for about 0.1 s, on the core our serial Numba
-    kernels run next to, which then run at half speed (im2col measured 0.47 ms
-    instead of 0.22 ms right after a GEMM). OpenBLAS reads the setting once, when
-    numpy loads, so it is set here, before any numpy import, unless the user chose.
-    """
-    if "numpy" not in sys.modules:
-        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # spin 2^4 cycles, then sleep
-
-
 def main(argv=None) -> int:
-    _short_blas_spin()
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

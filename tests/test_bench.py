@@ -49,23 +49,3 @@ def test_forward_gflop_counts_a_known_network():
 def test_memory_job_reports_mib():
     figures = bench._memory_job("train_step", "ours")
     assert figures["peak_mib"] >= figures["baseline_mib"] > 0
-
-
-def _blas_timeout_after(code, env_value=None):
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    if env_value is not None:
-        env["OPENBLAS_THREAD_TIMEOUT"] = env_value
-    script = f"import os\n{code}\nprint(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
-    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          check=True).stdout.split()[-1]
-
-
-def test_cli_shortens_openblas_spin_before_numpy_loads_unless_the_user_chose():
-    call = "from fcn_scratch.cli import _short_blas_spin; _short_blas_spin()"
-    assert _blas_timeout_after(call) == "4"
-    assert _blas_timeout_after(call, env_value="10") == "10"
-    assert _blas_timeout_after("import numpy\n" + call) == "None"  # too late to matter: left alone
