@@ -49,60 +49,31 @@ TRAIN_DEFAULTS = dict(size=64, train_images=640, val_images=96, epochs=16, batch
                       optimizer="adam", weight_decay=0.0, dropout=0.0, seed=0, ignore_border=1)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _number_type(convert, what, ok):
+    """An argparse ``type=``: ``convert`` the text, accept it if ``ok(value)``, else say ``expected <what>``."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    return parse
 
 
-def _nonnegative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+_positive_int = _number_type(int, "a positive integer", lambda v: v >= 1)
+_nonnegative_int = _number_type(int, "a non-negative integer", lambda v: v >= 0)
+_positive_float = _number_type(float, "a positive number", lambda v: 0 < v < float("inf"))  # NaN fails too
+_nonnegative_float = _number_type(float, "a non-negative number", lambda v: 0 <= v < float("inf"))
+_fraction = _number_type(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def _image_size(text):
     value = _positive_int(text)
     if value < 8:
         raise argparse.ArgumentTypeError(f"toy images must be at least 8 pixels, got {value}")
-    return value
-
-
-def _nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
     return value
 
 
