@@ -388,3 +388,24 @@ def test_maxpool_all_minus_inf_windows_agree_across_backends():
     np.testing.assert_array_equal(idx_nb, idx_np)
     np.testing.assert_array_equal(idx_nb.ravel(), [0, 1, 3, 4])
     assert np.all(np.isneginf(out_nb)) and np.all(np.isneginf(out_np))
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (7, 9), (1, 1), (2, 5), (5, 2), (33, 31)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxpool_2x2_fast_path_equals_the_general_kernel_and_the_twin(hw, dtype):
+    """The unrolled 2x2/stride-2 path (ceil-mode edge windows, ties, -inf) matches both references."""
+    rng = np.random.default_rng(hw[0] * 100 + hw[1])
+    H, W = hw
+    x = rng.integers(-3, 3, size=(2, 3, H, W)).astype(dtype)  # small integers: many ties
+    x[0, 0, 0, 0] = -np.inf
+    Ho, Wo = (H + 1) // 2, (W + 1) // 2  # ceil mode
+    fast = numba_kernels.maxpool2x2_forward(x, Ho, Wo)
+    plain = numba_kernels.maxpool2x2_forward_py(x, Ho, Wo)
+    general = numba_kernels.maxpool_forward_any(x, 2, 2, 2, 2, 0, 0, 1, 1, Ho, Wo)
+    twin = numpy_kernels.maxpool_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, Ho, Wo)
+    for got in (fast, plain, twin):
+        np.testing.assert_array_equal(got[0], general[0])
+        np.testing.assert_array_equal(got[1], general[1])
+    assert fast[0].dtype == dtype
+    dispatched = numba_kernels.maxpool_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, Ho, Wo)
+    np.testing.assert_array_equal(dispatched[1], general[1])

@@ -179,6 +179,39 @@ def maxpool_forward_py(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     return out, argmax
 
 
+def maxpool2x2_forward_py(x, Ho, Wo):
+    """:func:`maxpool_forward_py` for the FCN's pooling only: 2x2 windows, stride 2, no padding.
+
+    Same results (ceil mode's last window may hang off the bottom/right edge;
+    its first tap is always inside), with the four taps written out: 4-5x
+    faster than the general loop, whose per-window bookkeeping costs more than
+    four comparisons.
+    """
+    N, C, H, W = x.shape
+    out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    argmax = np.empty((N, C, Ho, Wo), dtype=np.int64)
+    xf, of, af = x.reshape(-1), out.reshape(-1), argmax.reshape(-1)
+    for nc in prange(N * C):
+        plane = nc * H * W
+        for ho in range(Ho):
+            two_rows = 2 * ho + 1 < H
+            for wo in range(Wo):
+                idx = 2 * ho * W + 2 * wo  # top-left tap, always inside
+                two_cols = 2 * wo + 1 < W
+                best, best_idx = xf[uintp(plane + idx)], idx
+                # taps in row-major order with a strict '>': the first max wins ties
+                if two_cols and xf[uintp(plane + idx + 1)] > best:
+                    best, best_idx = xf[uintp(plane + idx + 1)], idx + 1
+                if two_rows and xf[uintp(plane + idx + W)] > best:
+                    best, best_idx = xf[uintp(plane + idx + W)], idx + W
+                if two_rows and two_cols and xf[uintp(plane + idx + W + 1)] > best:
+                    best, best_idx = xf[uintp(plane + idx + W + 1)], idx + W + 1
+                k = (nc * Ho + ho) * Wo + wo
+                of[uintp(k)] = best
+                af[uintp(k)] = best_idx
+    return out, argmax
+
+
 def maxpool_backward_py(dout, argmax, H, W):
     """Route each output gradient to its window's argmax: ``dx (N, C, H, W)``."""
     N, C, Ho, Wo = dout.shape
@@ -214,5 +247,13 @@ _add_row = _helper(_add_row)
 _valid_taps = _helper(_valid_taps)
 im2col = _jit(im2col_py)
 col2im = _jit(col2im_py)
-maxpool_forward = _jit(maxpool_forward_py)
+maxpool_forward_any = _jit(maxpool_forward_py)
+maxpool2x2_forward = _jit(maxpool2x2_forward_py)
 maxpool_backward = _jit(maxpool_backward_py)
+
+
+def maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """Compiled max-pool forward: the unrolled 2x2/stride-2 kernel when it applies, else the general one."""
+    if (kh, kw, sh, sw, ph, pw, dh, dw) == (2, 2, 2, 2, 0, 0, 1, 1):
+        return maxpool2x2_forward(x, Ho, Wo)
+    return maxpool_forward_any(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
