@@ -48,14 +48,9 @@ CONV = [
 ]
 
 
-@pytest.mark.parametrize("cfg", CONV, ids=str)
-def test_conv2d(cfg, backend):
-    N, C, Fo, H, W, k, s, p, d, bias = cfg
-    rng = np.random.default_rng(0)
-    ref = torch.nn.Conv2d(C, Fo, k, s, p, d, bias=bias).double()
-    m = L.Conv2d(C, Fo, k, s, p, d, bias, dtype=np.float64)
+def _same_as_torch(m, ref, x, rng, bias):
+    """Load torch's weights into ``m``; forward, dx, dweight (and dbias) must match torch's."""
     m.load_state_dict(_torch_params(ref))
-    x = rng.standard_normal((N, C, H, W))
     xt = T(x, True)
     yt = ref(xt)
     y = m.forward(x)
@@ -66,6 +61,15 @@ def test_conv2d(cfg, backend):
     close(m.grads["weight"], ref.weight.grad, "dweight")
     if bias:
         close(m.grads["bias"], ref.bias.grad, "dbias")
+
+
+@pytest.mark.parametrize("cfg", CONV, ids=str)
+def test_conv2d(cfg, backend):
+    N, C, Fo, H, W, k, s, p, d, bias = cfg
+    rng = np.random.default_rng(0)
+    ref = torch.nn.Conv2d(C, Fo, k, s, p, d, bias=bias).double()
+    m = L.Conv2d(C, Fo, k, s, p, d, bias, dtype=np.float64)
+    _same_as_torch(m, ref, rng.standard_normal((N, C, H, W)), rng, bias)
 
 
 # --------------------------------------------------------------------------- conv_transpose2d
@@ -89,18 +93,7 @@ def test_conv_transpose2d(cfg, method, backend):
     rng = np.random.default_rng(1)
     ref = torch.nn.ConvTranspose2d(Ci, Co, k, s, p, op, bias=bias, dilation=d).double()
     m = L.ConvTranspose2d(Ci, Co, k, s, p, op, d, bias, method=method, dtype=np.float64)
-    m.load_state_dict(_torch_params(ref))
-    x = rng.standard_normal((N, Ci, H, W))
-    xt = T(x, True)
-    yt = ref(xt)
-    y = m.forward(x)
-    close(y, yt, "forward")
-    g = rng.standard_normal(y.shape)
-    yt.backward(T(g))
-    close(m.backward(g), xt.grad, "dx")
-    close(m.grads["weight"], ref.weight.grad, "dweight")
-    if bias:
-        close(m.grads["bias"], ref.bias.grad, "dbias")
+    _same_as_torch(m, ref, rng.standard_normal((N, Ci, H, W)), rng, bias)
 
 
 def test_state_dict_round_trip_through_torch():
