@@ -184,7 +184,10 @@ class Conv2d(WeightBiasLayer):
 
     def forward(self, x):
         check_array(x, "x", ndim=4, channels=self.in_channels, dtype=self.dtype)
-        y, cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        if _grad_enabled:
+            y, cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        else:  # no backward to come: unfold band by band, never the whole column matrix
+            y, cache = F.conv2d_inference(x, self.weight, self.bias, self.stride, self.padding, self.dilation), None
         self._remember(cache)
         self._out_shape = y.shape
         return y
