@@ -209,7 +209,8 @@ def cmd_train(args) -> int:
               f"validating on {len(xv)}; {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} "
               f"lr {args.lr}", flush=True)
     fit_kw = dict(batch_size=args.batch_size, seed=args.seed, val_images=xv, val_masks=mv, optimizer=args.optimizer,
-                  weight_decay=args.weight_decay, progress=not quiet, step_callback=_first_step_reporter())
+                  weight_decay=args.weight_decay, progress=not quiet, step_callback=_first_step_reporter(),
+                  threads=args.threads)
     if args.staged:
         stages = ARCHS[: ARCHS.index(args.arch) + 1]
         models, histories = fit_staged(x, m, num_classes=K, epochs=args.epochs, lr=args.lr, stages=stages,
@@ -395,7 +396,7 @@ def cmd_compare(args) -> int:
         model = build_model(arch, K, **_model_kwargs(args))  # same seed: the same backbone initial weights
         history = fit(model, x, m, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       val_images=xv, val_masks=mv, optimizer=args.optimizer, weight_decay=args.weight_decay,
-                      progress=not args.quiet)
+                      progress=not args.quiet, threads=args.threads)
         scores = evaluate(model, xv, mv, num_classes=K)
         scores["seconds"] = time.perf_counter() - t0
         scores["strict_mean_iou"] = evaluate(model, xv, mv_strict, num_classes=K)["mean_iou"]
@@ -455,6 +456,8 @@ def _add_training_arguments(p, defaults, *, out):
                    help="pixels at label borders left out of loss and metrics (PASCAL VOC's void band); 0 = none")
     p.add_argument("--out", default=out, help=f"output directory (default {out})")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None, help="kernel backend")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="split each batch across this many threads (default: every usable CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 

@@ -11,6 +11,10 @@ One training iteration, written out:
     model.backward(criterion.backward())   # fills every layer's grads
     optimizer.step()                       # w -= lr * (momentum-smoothed) grad
 
+:func:`fit` runs the first three lines through :class:`fcn_scratch.parallel.DataParallel`,
+which splits the batch across the CPU's cores (one model replica per thread,
+gradients summed): the same gradients, computed on every core at once.
+
 Everything random during training (the shuffling and the dropout masks) is
 drawn from ``seed``, so a model built with the same initial weights and trained
 with the same seed ends with the same weights, bit for bit.
@@ -18,7 +22,6 @@ with the same seed ends with the same weights, bit for bit.
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 import time
@@ -27,9 +30,10 @@ import warnings
 import numpy as np
 
 from .data import iterate_batches
-from .layers import Dropout2d, Module, SoftmaxCrossEntropy, no_grad
+from .layers import Dropout2d, Module, no_grad
 from .metrics import ConfusionMatrix
 from .optim import make_optimizer, poly_lr
+from .parallel import DataParallel
 
 # --------------------------------------------------------------------------- input checks
 
@@ -172,7 +176,7 @@ class Progress:
 def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, val_masks=None,
         optimizer="sgd", momentum=0.9, weight_decay=0.0, schedule="poly", ignore_index=255,
         num_classes=None, eval_batch_size=32, progress=True, stream=None, callback=None,
-        step_callback=None) -> dict:
+        step_callback=None, threads=None) -> dict:
     """Train ``model`` in place with mini-batch gradient descent on per-pixel cross-entropy.
 
     Parameters
@@ -189,6 +193,10 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
     progress : a progress line (ETA, running loss) on ``stream`` (stderr by default).
     callback : optional ``callback(epoch, history)`` after every epoch.
     step_callback : optional ``step_callback(iteration, loss)`` after every optimiser step.
+    threads : split each batch across this many threads, one model replica each
+        (:class:`fcn_scratch.parallel.DataParallel`); None uses every usable CPU, 1 runs
+        in the calling thread. The gradients equal the single-thread ones up to float
+        rounding; a seeded run repeats exactly for a given ``threads``.
 
     Returns
     -------
@@ -220,7 +228,7 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
     for k, m in enumerate(m for m in _modules(model) if isinstance(m, Dropout2d)):
         m.rng = np.random.default_rng([int(seed), 1, k])
 
-    criterion = SoftmaxCrossEntropy(ignore_index=ignore_index)
+    stepper = DataParallel(model, threads, ignore_index)  # forward, loss and backward of a batch
     steps_per_epoch = math.ceil(len(images) / batch_size)
     max_it = epochs * steps_per_epoch
     bar = Progress(max_it, epochs, stream, progress)
@@ -239,14 +247,13 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
         bar.line("fit: " + msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
-    skip_input_grad = "input_grad" in inspect.signature(model.backward).parameters
     for epoch in range(1, epochs + 1):
         model.train()
         total, count = 0.0, 0
         for xb, yb in iterate_batches(images, masks, batch_size, rng=shuffle_rng):
             opt.lr = poly_lr(lr, it, max_it) if schedule == "poly" else float(lr)
-            try:
-                loss = criterion.forward(model.forward(xb), yb)
+            try:  # the images need no gradient: input_grad=False spares the first conv's dx
+                loss = stepper.loss_and_grads(xb, yb, input_grad=False)
             except ValueError as exc:  # a layer refusing an inf activation: the weights blew up
                 if "NaN or inf" not in str(exc):
                     raise
@@ -257,10 +264,6 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
                 break
             for p, g in zip(params, good):
                 np.copyto(g, p)
-            if skip_input_grad:  # the images need no gradient: spare the first conv's dx
-                model.backward(criterion.backward(), input_grad=False)
-            else:
-                model.backward(criterion.backward())
             if not all(np.isfinite(gr).all() for _, _, gr in model.named_parameters() if gr is not None):
                 diverged("a gradient is NaN or inf")
                 break
@@ -287,6 +290,7 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
         bar.line(f"{line}  {elapsed:.1f}s  ETA {_clock(bar.eta(it))}")
         if callback is not None:
             callback(epoch, history)
+    stepper.close()
     model.eval()
     history["iterations"] = it
     history["seconds"] = time.perf_counter() - start

@@ -238,7 +238,8 @@ if PARALLEL and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 # Numba's on-disk cache is keyed by signature and bytecode, not by the `parallel` flag: a cached serial
 # kernel would be loaded for a parallel request (and the reverse). So only the serial default is cached.
-_jit = njit(cache=not PARALLEL, parallel=PARALLEL)
+# nogil: a kernel releases the GIL, so the threads of fcn_scratch.parallel run kernels side by side.
+_jit = njit(cache=not PARALLEL, parallel=PARALLEL, nogil=True)
 _helper = njit(cache=True, inline="always")
 _valid_out_range = _helper(_valid_out_range)
 _zero_row = _helper(_zero_row)

@@ -1,0 +1,184 @@
+"""Data parallelism on one machine: each thread runs a slice of the batch through its own replica.
+
+One training step on a batch ``x (B, C, H, W)`` with labels ``(B, H, W)``::
+
+    shards:   x[0:b1]        x[b1:b2]       ...      (contiguous slices, one per thread)
+    thread:   replica 0      replica 1      ...      (replica 0 is the model itself)
+              forward, loss_s, backward  -- all at once, each on its own core
+    then:     grad = sum over shards of grad_s       (in shard order: deterministic)
+
+Why it is right. The loss is the mean over the ``V`` non-ignored pixels of the
+whole batch, ``L = (1/V) sum_s V_s L_s``, where shard ``s`` has ``V_s`` of them
+and mean loss ``L_s``. So ``dL/dL_s = V_s / V``: each shard backpropagates its
+own loss with ``dloss = V_s / V`` and the parameter gradients simply add up.
+(No layer here mixes images, there is no batch norm, so the shards are
+independent.) The result equals the single-thread gradient up to float
+rounding of the order of summation.
+
+Why it is faster. A layer keeps its cache for ``backward`` on itself, so two
+threads cannot share one model object; the replicas are deep copies whose
+parameter arrays are *the same arrays* as the model's (``params`` dicts point at
+one set of buffers), so the optimiser's in-place update reaches all of them.
+While a thread is inside a NumPy GEMM or a Numba kernel (compiled with
+``nogil=True``) it has released the GIL, so the two cores both work on every
+layer, not only inside the GEMMs. BLAS is held to one thread per call during the
+step (``threadpoolctl``): its own pool would otherwise put four busy threads on
+two cores, and its workers' spin-waiting between calls would halve the speed of
+the serial kernels that run between GEMMs. Measured on the tiny FCN-8s step
+(batch 8, 2 cores): see the README's speed table.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .layers import Dropout2d, Module, SoftmaxCrossEntropy
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _modules(module: Module):
+    """``module`` and every sub-module, depth first, in assignment order."""
+    yield module
+    for child in module.children().values():
+        yield from _modules(child)
+
+
+def _tie_parameters(model: Module, replica: Module) -> None:
+    """Make ``replica`` use ``model``'s parameter arrays (not copies of them)."""
+    for mine, theirs in zip(_modules(model), _modules(replica)):
+        for key in mine.params:
+            theirs.params[key] = mine.params[key]
+
+
+_blas = None
+
+
+def _one_blas_thread():
+    """A context manager holding BLAS to one thread (threadpoolctl, found once, lazily)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
+
+
+def shard_bounds(batch: int, shards: int) -> list[tuple[int, int]]:
+    """Split ``range(batch)`` into ``min(shards, batch)`` contiguous slices whose sizes differ by at most one."""
+    shards = max(1, min(shards, batch))
+    cuts = [batch * s // shards for s in range(shards + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+class DataParallel:
+    """Split every training batch across ``threads`` threads, one model replica each.
+
+    ``dp = DataParallel(model, threads=2, ignore_index=255)``;
+    ``loss = dp.loss_and_grads(x (B, C, H, W), labels (B, H, W), input_grad=False)``
+    runs forward, softmax cross-entropy (mean over non-ignored pixels of the whole
+    batch) and backward, leaving the whole batch's gradients in ``model``'s
+    ``grads``, exactly where ``model.backward`` would, so any optimiser steps
+    as usual. ``threads=None`` uses every usable CPU (one for a model that is not a
+    :class:`~fcn_scratch.layers.Module`); ``threads=1`` runs in the calling
+    thread with no replica.
+
+    Dropout: each replica's ``Dropout2d`` layers draw from generators spawned
+    from the model's (``Generator.spawn``), so the shards drop different
+    channels and a seeded run repeats exactly. Call :meth:`reseed_dropout`
+    after reseeding the model's dropout layers.
+    """
+
+    def __init__(self, model: Module, threads: int | None = None, ignore_index: int = 255):
+        self._pool = None
+        if threads is None:  # every core for a model that can be replicated
+            threads = usable_cpus() if isinstance(model, Module) else 1
+        if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+        if threads > 1 and not isinstance(model, Module):
+            raise TypeError(f"threads > 1 needs a fcn_scratch Module to replicate, got {type(model).__name__}")
+        self.model = model
+        self.threads = int(threads)
+        # a model whose backward takes input_grad can skip its first layer's input gradient
+        self._takes_input_grad = "input_grad" in inspect.signature(model.backward).parameters
+        self.criteria = [SoftmaxCrossEntropy(ignore_index) for _ in range(self.threads)]
+        self.replicas = [model]
+        for _ in range(self.threads - 1):
+            replica = copy.deepcopy(model)
+            _tie_parameters(model, replica)
+            self.replicas.append(replica)
+        self.reseed_dropout()
+        if self.threads > 1:
+            self._pool = ThreadPoolExecutor(self.threads - 1)
+
+    def reseed_dropout(self) -> None:
+        """Give every replica's dropout layers fresh generators spawned from the model's."""
+        if len(self.replicas) == 1:
+            return
+        own = [m for m in _modules(self.model) if isinstance(m, Dropout2d)]
+        for replica in self.replicas[1:]:
+            for mine, theirs in zip(own, (m for m in _modules(replica) if isinstance(m, Dropout2d))):
+                theirs.rng = mine.rng.spawn(1)[0]
+
+    def _shard_step(self, s, x, labels, dloss, input_grad):
+        model, criterion = self.replicas[s], self.criteria[s]
+        loss = criterion.forward(model.forward(x), labels)
+        if self._takes_input_grad:
+            model.backward(criterion.backward(dloss), input_grad=input_grad)
+        else:
+            model.backward(criterion.backward(dloss))
+        return loss
+
+    def loss_and_grads(self, x, labels, input_grad: bool = True) -> float:
+        """Forward + loss + backward of the batch; returns the batch's mean loss, fills ``model.grads``.
+
+        ``input_grad=False`` spares the first convolution's input gradient (the
+        images need none), as ``model.backward(..., input_grad=False)``.
+        """
+        if not isinstance(labels, np.ndarray) or not isinstance(x, np.ndarray) or len(labels) != len(x):
+            raise ValueError(f"x and labels must be arrays with one label map per image, got "
+                             f"{getattr(x, 'shape', type(x).__name__)} and {getattr(labels, 'shape', type(labels).__name__)}")
+        bounds = shard_bounds(len(x), self.threads)
+        if len(bounds) == 1:
+            return self._shard_step(0, x, labels, 1.0, input_grad)
+        ignore = self.criteria[0].ignore_index
+        valid = [int(np.count_nonzero(labels[a:b] != ignore)) for a, b in bounds]
+        total = sum(valid)
+        # dL/dL_s = V_s / V; a shard with no valid pixel contributes nothing (its loss is 0 by convention).
+        weights = [v / total if total else 0.0 for v in valid]
+        for replica in self.replicas[1:]:
+            replica.train(self.model.training)  # follow the model's train()/eval() switches
+        with _one_blas_thread():
+            futures = [
+                self._pool.submit(self._shard_step, s, x[a:b], labels[a:b], weights[s], input_grad)
+                for s, (a, b) in enumerate(bounds[1:], start=1)
+            ]
+            a, b = bounds[0]
+            losses = [self._shard_step(0, x[a:b], labels[a:b], weights[0], input_grad)]
+            losses += [f.result() for f in futures]
+        for replica in self.replicas[1 : len(bounds)]:
+            for mine, theirs in zip(_modules(self.model), _modules(replica)):
+                for key, grad in theirs.grads.items():
+                    if grad is not None:
+                        mine.grads[key] = mine.grads[key] + grad
+        return float(sum(w * loss for w, loss in zip(weights, losses)))
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker threads (also done, without waiting, when the object is collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait)
+            self._pool = None
+
+    def __del__(self):
+        self.close(wait=False)  # may run on a worker thread, which cannot join itself

@@ -1,0 +1,186 @@
+"""``parallel.DataParallel``: a batch split across threads gives the single-thread loss and gradients."""
+
+import numpy as np
+import pytest
+
+from fcn_scratch import parallel
+from fcn_scratch.layers import Conv2d, Module, ReLU, SoftmaxCrossEntropy
+from fcn_scratch.models import FCN8s
+from fcn_scratch.optim import SGD
+from fcn_scratch.parallel import DataParallel, shard_bounds
+
+
+def _model(seed=0, dropout_eval=True):
+    rng = np.random.default_rng(seed)
+    model = FCN8s(3, widths=(2, 3, 4, 4, 5), convs_per_block=(2, 1, 1, 1, 1), fc_channels=6,
+                  dtype=np.float64, seed=seed)
+    for _, p, _ in model.named_parameters():
+        p[...] = rng.standard_normal(p.shape) * 0.3  # score layers start at zero: give every layer a gradient
+    return model.eval() if dropout_eval else model.train()
+
+
+def _serial(model, x, labels):
+    criterion = SoftmaxCrossEntropy()
+    loss = criterion.forward(model.forward(x), labels)
+    model.backward(criterion.backward(), input_grad=False)
+    return loss, model.grad_dict()
+
+
+@pytest.mark.parametrize("batch, shards", [(1, 2), (2, 3), (5, 2), (5, 3), (6, 4)])
+def test_shard_bounds_cover_the_batch_evenly(batch, shards):
+    bounds = shard_bounds(batch, shards)
+    assert len(bounds) == min(batch, shards)
+    assert bounds[0][0] == 0 and bounds[-1][1] == batch
+    assert all(a < b for a, b in bounds) and all(b == a2 for (_, b), (a2, _) in zip(bounds, bounds[1:]))
+    sizes = [b - a for a, b in bounds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_loss_and_gradients_equal_the_single_thread_step(threads, backend):
+    rng = np.random.default_rng(1)
+    model = _model()
+    x = rng.standard_normal((5, 3, 37, 30))
+    labels = rng.integers(0, 3, (5, 37, 30))
+    labels[0, :20] = 255   # shards with different numbers of valid pixels
+    labels[3] = 255        # and one image with none
+    loss, grads = _serial(model, x, labels)
+    dp = DataParallel(model, threads=threads)
+    got = dp.loss_and_grads(x, labels, input_grad=False)
+    assert got == pytest.approx(loss, rel=1e-13)
+    for key, g in model.grad_dict().items():
+        np.testing.assert_allclose(g, grads[key], rtol=1e-11, atol=1e-13, err_msg=key)
+    dp.close()
+
+
+def test_a_fully_ignored_batch_gives_zero_loss_and_zero_gradients():
+    model = _model()
+    x = np.random.default_rng(2).standard_normal((4, 3, 16, 16))
+    dp = DataParallel(model, threads=2)
+    assert dp.loss_and_grads(x, np.full((4, 16, 16), 255)) == 0.0
+    assert all(not g.any() for g in model.grad_dict().values())
+
+
+def test_replicas_share_the_parameter_arrays_so_an_update_reaches_all():
+    model = _model()
+    dp = DataParallel(model, threads=3)
+    own = [p for _, p, _ in model.named_parameters()]
+    for replica in dp.replicas[1:]:
+        assert all(a is b for a, (_, b, _) in zip(own, replica.named_parameters()))
+        assert replica is not model
+    rng = np.random.default_rng(3)
+    x, labels = rng.standard_normal((3, 3, 16, 16)), rng.integers(0, 3, (3, 16, 16))
+    dp.loss_and_grads(x, labels)
+    before = own[0].copy()
+    SGD(model, lr=0.1).step()
+    assert not np.array_equal(before, own[0])
+    for replica in dp.replicas[1:]:
+        np.testing.assert_array_equal(next(replica.named_parameters())[1], own[0])
+
+
+def test_dropout_differs_across_shards_and_repeats_with_the_seed():
+    rng = np.random.default_rng(4)
+    x = np.repeat(rng.standard_normal((1, 3, 32, 32)), 2, axis=0)  # two identical images
+    labels = np.repeat(rng.integers(0, 3, (1, 32, 32)), 2, axis=0)
+    runs = []
+    for _ in range(2):
+        model = _model(dropout_eval=False)
+        dp = DataParallel(model, threads=2)
+        dp.loss_and_grads(x, labels)
+        runs.append(model.grad_dict())
+        masks = [r.drop6._cache[0] for r in dp.replicas]
+        assert not np.array_equal(masks[0], masks[1])  # each shard draws its own channels
+    for key in runs[0]:
+        np.testing.assert_array_equal(runs[0][key], runs[1][key])
+
+
+def test_replicas_follow_train_and_eval():
+    model = _model(dropout_eval=False)
+    dp = DataParallel(model, threads=2)
+    model.eval()
+    rng = np.random.default_rng(5)
+    dp.loss_and_grads(rng.standard_normal((2, 3, 16, 16)), rng.integers(0, 3, (2, 16, 16)))
+    assert dp.replicas[1].training is False and dp.replicas[1].drop6._cache[0] is None
+
+
+def test_blas_runs_one_thread_inside_the_step_only():
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    class Probe(Module):
+        def forward(self, x):
+            seen.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+            return x
+
+        def backward(self, dy):
+            return dy
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    model = Probe()
+    dp = DataParallel(model, threads=2)
+    dp.loss_and_grads(np.zeros((2, 3, 4, 4)), np.zeros((2, 4, 4), dtype=int))
+    assert seen and all(all(n == 1 for n in s) for s in seen)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_a_model_without_input_grad_and_a_shard_error_propagates():
+    rng = np.random.default_rng(6)
+
+    class Net(Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = Conv2d(3, 2, 3, padding=1, dtype=np.float64, rng=rng)
+            self.relu = ReLU()
+
+        def forward(self, x):
+            return self.relu.forward(self.conv.forward(x))
+
+        def backward(self, dy):  # no input_grad parameter
+            return self.conv.backward(self.relu.backward(dy))
+
+    dp = DataParallel(Net(), threads=2)
+    dp.loss_and_grads(rng.standard_normal((3, 3, 5, 5)), rng.integers(0, 2, (3, 5, 5)))
+    bad = rng.standard_normal((3, 3, 5, 5))
+    bad[2, 0, 0, 0] = np.nan  # lands in the worker thread's shard
+    with pytest.raises(ValueError, match="NaN or inf"):
+        dp.loss_and_grads(bad, rng.integers(0, 2, (3, 5, 5)))
+
+
+def test_bad_arguments():
+    model = _model()
+    for threads in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            DataParallel(model, threads=threads)
+
+    class Duck:
+        def forward(self, x):
+            return x
+
+        def backward(self, dy):
+            return dy
+
+    with pytest.raises(TypeError, match="Module"):
+        DataParallel(Duck(), threads=2)
+    assert DataParallel(Duck()).threads == 1  # threads=None: one for a model it cannot replicate
+    dp = DataParallel(model, threads=2)
+    with pytest.raises(ValueError, match="one label map per image"):
+        dp.loss_and_grads(np.zeros((2, 3, 8, 8)), np.zeros((3, 8, 8), dtype=int))
+    assert parallel.usable_cpus() >= 1
+
+
+def test_fit_with_two_threads_follows_the_single_thread_run():
+    """No dropout: the two runs differ only by float rounding, so the weights stay within 1e-9."""
+    from fcn_scratch.train import fit
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 3, 16, 16))
+    labels = rng.integers(0, 3, (6, 16, 16))
+    ends = {}
+    for threads in (1, 2):
+        model = _model()
+        model.drop6.p = model.drop7.p = 0.0
+        fit(model, x, labels, epochs=2, batch_size=3, lr=0.01, seed=0, progress=False, threads=threads)
+        ends[threads] = model.state_dict()
+    for key in ends[1]:
+        np.testing.assert_allclose(ends[2][key], ends[1][key], rtol=1e-9, atol=1e-12, err_msg=key)
