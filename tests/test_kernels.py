@@ -39,6 +39,14 @@ CONV_CONFIGS = [
     (1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1),  # a single pixel
     (1, 2, 16, 2, 16, 1, 8, 1, 4, 0, 1, 1),  # FCN-8s upscore8 geometry (k16 s8 p4) on one axis
     (3, 2, 13, 12, 5, 3, 2, 2, 2, 1, 1, 3),  # odd sizes, larger kernel
+    # stride 1, dilation 1, Wo == W: im2col's one-copy-per-tap path
+    (2, 3, 5, 4, 5, 5, 1, 1, 2, 2, 1, 1),  # 5x5 "same"
+    (2, 2, 1, 3, 3, 3, 1, 1, 1, 1, 1, 1),  # one row
+    (1, 2, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1),  # one column: the shift wraps a whole row
+    (1, 2, 3, 1, 5, 5, 1, 1, 2, 2, 1, 1),  # kernel wider than the input: columns of padding only
+    (3, 2, 6, 5, 3, 1, 1, 1, 2, 0, 1, 1),  # Ho = H + 2, Wo == W
+    (2, 2, 4, 6, 3, 5, 1, 1, 0, 2, 1, 1),  # no vertical padding
+    (1, 1, 3, 3, 3, 3, 1, 1, 4, 1, 1, 1),  # rows of padding only above and below
 ]
 
 # (N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode)
