@@ -134,7 +134,19 @@ def bench_layers(repeats, torch):
     for cin, cout, s in TINY_CONVS:
         layer = Conv2d(cin, cout, 3, padding=1, seed=0)
         x = rng.standard_normal((BATCH, cin, s, s)).astype(np.float32)
-        contenders = {"ours": lambda: ours_step(layer, x)}
+        # The floor of any im2col design: the layer's three GEMMs alone, operands ready
+        # (forward W @ cols, weights cols @ dY^T, input W^T @ dY; one per image, as the layer runs them).
+        w2 = layer.weight.reshape(cout, -1)
+        cols = numba_kernels.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, s, s)
+        dy = np.ones((BATCH, cout, s * s), dtype=np.float32)
+        dyT = np.ascontiguousarray(dy.transpose(0, 2, 1))
+
+        def gemms(w2=w2, cols=cols, dy=dy, dyT=dyT):
+            np.matmul(w2, cols)
+            np.matmul(cols, dyT)
+            np.matmul(w2.T, dy)
+
+        contenders = {"ours": lambda: ours_step(layer, x), "gemms": gemms}
         if torch is not None:
             tx = torch.from_numpy(x).requires_grad_()
             tconv = torch.nn.Conv2d(cin, cout, 3, padding=1)
@@ -147,6 +159,8 @@ def bench_layers(repeats, torch):
         t = interleaved(contenders, repeats, gap=GAP if torch else 0.0)
         gflop = 3 * 2 * BATCH * cout * cin * 9 * s * s / 1e9
         out.append(Result("layers", f"Conv2d {cin}->{cout} {s}x{s} fwd+bwd", t["ours"] * 1e3,
+                          t.get("torch", np.nan) * 1e3 if torch else None, "torch", gflop))
+        out.append(Result("layers", "  its 3 GEMMs alone (the floor of im2col + BLAS)", t["gemms"] * 1e3,
                           t.get("torch", np.nan) * 1e3 if torch else None, "torch", gflop))
 
         def ours_forward(layer=layer, x=x):
@@ -205,22 +219,31 @@ def bench_layers(repeats, torch):
 
 
 def bench_train_step(repeats, torch):
-    """One FCN-8s training step (forward, loss, backward), tiny preset, float32, batch 8, 3x64x64."""
+    """One FCN-8s training step (forward, loss, backward), tiny preset, float32, batch 8, 3x64x64.
+
+    Two of ours: the step as :func:`fcn_scratch.train.fit` runs it (the batch
+    split across every usable CPU by :class:`fcn_scratch.parallel.DataParallel`),
+    and the plain single-thread step (BLAS still uses its own threads).
+    """
     from .layers import SoftmaxCrossEntropy
     from .models import FCN8s
+    from .parallel import DataParallel
 
     rng = np.random.default_rng(0)
     model = FCN8s(TINY_CLASSES, **TINY_NET, seed=0)
     x = rng.standard_normal((BATCH, 3, 64, 64)).astype(np.float32)
     labels = rng.integers(0, TINY_CLASSES, (BATCH, 64, 64))
     loss_fn = SoftmaxCrossEntropy()
+    stepper = DataParallel(model)
 
     def ours():  # as fit() does, and as torch does for an input that needs no gradient: no dx for conv1_1
-        logits = model.forward(x)
-        loss_fn.forward(logits, labels)
+        stepper.loss_and_grads(x, labels, input_grad=False)
+
+    def ours_one_thread():
+        loss_fn.forward(model.forward(x), labels)
         model.backward(loss_fn.backward(), input_grad=False)
 
-    contenders = {"ours": ours}
+    contenders = {"ours": ours, "one thread": ours_one_thread}
     if torch is not None:
         from . import torch_ref
 
@@ -234,9 +257,13 @@ def bench_train_step(repeats, torch):
 
         contenders["torch"] = theirs
     t = interleaved(contenders, repeats, number=2, gap=GAP if torch else 0.0)
+    stepper.close()
     gflop = 3 * _forward_gflop(model, x)
-    return [Result("model", "FCN-8s tiny training step (fwd+loss+bwd), 8x3x64x64", t["ours"] * 1e3,
-                   t["torch"] * 1e3 if torch else None, "torch", gflop)]
+    ref = t["torch"] * 1e3 if torch else None
+    return [Result("model", f"FCN-8s tiny training step, 8x3x64x64, as fit() ({stepper.threads} threads)",
+                   t["ours"] * 1e3, ref, "torch", gflop),
+            Result("model", "  the same step in one thread (BLAS threads only)", t["one thread"] * 1e3,
+                   ref, "torch", gflop)]
 
 
 def _forward_gflop(model, x) -> float:
@@ -313,8 +340,8 @@ def _memory_job(job: str, library: str) -> dict:
     carries it over ``execve`` from the parent process.)
     """
 
-    from .layers import SoftmaxCrossEntropy
     from .models import FCN8s
+    from .parallel import DataParallel
 
     rng = np.random.default_rng(0)
     if job == "vgg_inference":
@@ -346,7 +373,6 @@ def _memory_job(job: str, library: str) -> dict:
                 torch.nn.functional.cross_entropy(twin(tx), tl, ignore_index=255).backward()
     else:
         model = FCN8s(classes, **config, seed=0)
-        loss_fn = SoftmaxCrossEntropy()
         if job == "vgg_inference":
             model.eval()
 
@@ -354,9 +380,10 @@ def _memory_job(job: str, library: str) -> dict:
                 with no_grad():
                     model.forward(x)
         else:
+            stepper = DataParallel(model)  # the step fit() runs
+
             def run():
-                loss_fn.forward(model.forward(x), labels)
-                model.backward(loss_fn.backward(), input_grad=False)
+                stepper.loss_and_grads(x, labels, input_grad=False)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current resident set
     base = _status_mib("VmRSS")
@@ -456,12 +483,15 @@ def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=
             and r.ref_name == "torch"]
     if conv:
         summary["conv2d_vs_torch_geomean"] = geometric_mean(conv)
+    floor = [r.ratio for r in results if "GEMMs alone" in r.case and r.ref_name == "torch"]
+    if floor:
+        summary["conv2d_gemms_alone_vs_torch_geomean"] = geometric_mean(floor)
     kern = [r.ref_ms / r.ours_ms for r in results if r.section == "kernels"]
     if kern:
         summary["kernel_speedup_over_numpy_min"] = min(kern)
     for r in results:
         if r.section == "model" and r.ratio is not None:
-            summary[r.case + " vs torch"] = r.ratio
+            summary[r.case.strip() + " vs torch"] = r.ratio
     memory = []
     if "memory" in sections:
         memory = bench_memory(torch is not None)

@@ -49,3 +49,15 @@ def test_forward_gflop_counts_a_known_network():
 def test_memory_job_reports_mib():
     figures = bench._memory_job("train_step", "ours")
     assert figures["peak_mib"] >= figures["baseline_mib"] > 0
+
+
+def test_layer_and_model_rows_without_torch():
+    layers = bench.bench_layers(1, None)
+    convs = [r for r in layers if r.case.startswith("Conv2d") and r.case.endswith("fwd+bwd")]
+    floors = [r for r in layers if "GEMMs alone" in r.case]
+    assert len(convs) == len(floors) == len(bench.TINY_CONVS)
+    for conv, floor in zip(convs, floors):
+        assert 0 < floor.ours_ms and floor.gflop == conv.gflop and floor.ref_ms is None
+    steps = bench.bench_train_step(1, None)
+    assert len(steps) == 2 and all(r.ours_ms > 0 and r.gflop > 0 for r in steps)
+    assert "as fit()" in steps[0].case and "one thread" in steps[1].case
