@@ -129,7 +129,7 @@ def test_staged_training_and_determinism(tmp_path):
 
 def test_first_step_report_for_the_cold_start_bench(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FCN_SCRATCH_REPORT_FIRST_STEP", "1")
-    assert main(["train", *TINY, "--epochs", "1", "--out", str(tmp_path)]) == 0
+    assert main(["train", *TINY, "--epochs", "1", "--threads", "1", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().err.count("first step done") == 1
 
 
@@ -137,6 +137,7 @@ def test_first_step_report_for_the_cold_start_bench(tmp_path, monkeypatch, capsy
     "argv, match",
     [
         (["train", "--epochs", "0"], "expected a positive integer"),
+        (["train", "--threads", "0"], "expected a positive integer"),
         (["train", "--arch", "fcn4s"], "invalid choice"),
         (["train", "--size", "abc"], "expected a positive integer"),
         (["train", "--size", "4"], "at least 8 pixels"),
