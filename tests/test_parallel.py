@@ -45,7 +45,7 @@ def test_loss_and_gradients_equal_the_single_thread_step(threads, backend):
     labels[0, :20] = 255   # shards with different numbers of valid pixels
     labels[3] = 255        # and one image with none
     loss, grads = _serial(model, x, labels)
-    dp = DataParallel(model, threads=threads)
+    dp = DataParallel(model, threads=threads, min_shard_pixels=1)
     got = dp.loss_and_grads(x, labels, input_grad=False)
     assert got == pytest.approx(loss, rel=1e-13)
     for key, g in model.grad_dict().items():
@@ -56,14 +56,14 @@ def test_loss_and_gradients_equal_the_single_thread_step(threads, backend):
 def test_a_fully_ignored_batch_gives_zero_loss_and_zero_gradients():
     model = _model()
     x = np.random.default_rng(2).standard_normal((4, 3, 16, 16))
-    dp = DataParallel(model, threads=2)
+    dp = DataParallel(model, threads=2, min_shard_pixels=1)
     assert dp.loss_and_grads(x, np.full((4, 16, 16), 255)) == 0.0
     assert all(not g.any() for g in model.grad_dict().values())
 
 
 def test_replicas_share_the_parameter_arrays_so_an_update_reaches_all():
     model = _model()
-    dp = DataParallel(model, threads=3)
+    dp = DataParallel(model, threads=3, min_shard_pixels=1)
     own = [p for _, p, _ in model.named_parameters()]
     for replica in dp.replicas[1:]:
         assert all(a is b for a, (_, b, _) in zip(own, replica.named_parameters()))
@@ -85,7 +85,7 @@ def test_dropout_differs_across_shards_and_repeats_with_the_seed():
     runs = []
     for _ in range(2):
         model = _model(dropout_eval=False)
-        dp = DataParallel(model, threads=2)
+        dp = DataParallel(model, threads=2, min_shard_pixels=1)
         dp.loss_and_grads(x, labels)
         runs.append(model.grad_dict())
         masks = [r.drop6._cache[0] for r in dp.replicas]
@@ -96,7 +96,7 @@ def test_dropout_differs_across_shards_and_repeats_with_the_seed():
 
 def test_replicas_follow_train_and_eval():
     model = _model(dropout_eval=False)
-    dp = DataParallel(model, threads=2)
+    dp = DataParallel(model, threads=2, min_shard_pixels=1)
     model.eval()
     rng = np.random.default_rng(5)
     dp.loss_and_grads(rng.standard_normal((2, 3, 16, 16)), rng.integers(0, 3, (2, 16, 16)))
@@ -118,7 +118,7 @@ def test_blas_runs_one_thread_inside_the_step_only():
 
     before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     model = Probe()
-    dp = DataParallel(model, threads=2)
+    dp = DataParallel(model, threads=2, min_shard_pixels=1)
     dp.loss_and_grads(np.zeros((2, 3, 4, 4)), np.zeros((2, 4, 4), dtype=int))
     assert seen and all(all(n == 1 for n in s) for s in seen)
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
@@ -139,7 +139,7 @@ def test_a_model_without_input_grad_and_a_shard_error_propagates():
         def backward(self, dy):  # no input_grad parameter
             return self.conv.backward(self.relu.backward(dy))
 
-    dp = DataParallel(Net(), threads=2)
+    dp = DataParallel(Net(), threads=2, min_shard_pixels=1)
     dp.loss_and_grads(rng.standard_normal((3, 3, 5, 5)), rng.integers(0, 2, (3, 5, 5)))
     bad = rng.standard_normal((3, 3, 5, 5))
     bad[2, 0, 0, 0] = np.nan  # lands in the worker thread's shard
@@ -151,7 +151,7 @@ def test_bad_arguments():
     model = _model()
     for threads in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads"):
-            DataParallel(model, threads=threads)
+            DataParallel(model, threads=threads, min_shard_pixels=1)
 
     class Duck:
         def forward(self, x):
@@ -163,15 +163,17 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="Module"):
         DataParallel(Duck(), threads=2)
     assert DataParallel(Duck()).threads == 1  # threads=None: one for a model it cannot replicate
-    dp = DataParallel(model, threads=2)
+    dp = DataParallel(model, threads=2, min_shard_pixels=1)
     with pytest.raises(ValueError, match="one label map per image"):
         dp.loss_and_grads(np.zeros((2, 3, 8, 8)), np.zeros((3, 8, 8), dtype=int))
     assert parallel.usable_cpus() >= 1
 
 
-def test_fit_with_two_threads_follows_the_single_thread_run():
+def test_fit_with_two_threads_follows_the_single_thread_run(monkeypatch):
     """No dropout: the two runs differ only by float rounding, so the weights stay within 1e-9."""
     from fcn_scratch.train import fit
+
+    monkeypatch.setattr(parallel, "MIN_SHARD_PIXELS", 1)  # split even these small batches
 
     rng = np.random.default_rng(7)
     x = rng.standard_normal((6, 3, 16, 16))
@@ -184,3 +186,15 @@ def test_fit_with_two_threads_follows_the_single_thread_run():
         ends[threads] = model.state_dict()
     for key in ends[1]:
         np.testing.assert_allclose(ends[2][key], ends[1][key], rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+def test_small_batches_run_whole_in_the_calling_thread():
+    """Below min_shard_pixels per shard the step does not split (threads would only queue for the GIL)."""
+    model = _model()
+    dp = DataParallel(model, threads=2, min_shard_pixels=16 * 16 * 2)
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 3, (3, 16, 16))
+    dp.loss_and_grads(rng.standard_normal((3, 3, 16, 16)), labels)
+    assert dp.replicas[1].conv1_1._cache is None  # 3 images of 16x16: one shard, the model's own
+    dp.loss_and_grads(rng.standard_normal((4, 3, 16, 16)), np.concatenate([labels, labels[:1]]))
+    assert dp.replicas[1].conv1_1._cache is not None  # 4 images: two shards of two
