@@ -16,7 +16,14 @@
 # 4. shows the **unsigned-index** trick of the row helpers and the vector
 #    instructions it lets LLVM emit,
 # 5. counts FLOPs and bytes of one convolution layer and times each piece:
-#    im2col moves bytes, the GEMM does the arithmetic -- and takes the time.
+#    im2col moves bytes, the GEMM does the arithmetic -- and takes the time,
+# 6. splits a training batch across two threads (`fcn_scratch.parallel.DataParallel`):
+#    one model replica per thread sharing one set of weights, each shard's loss
+#    weighted by its share of the valid pixels V_s/V, the gradients summed -- the
+#    single-thread numbers, proved; then one training step timed with 1 and 2 threads,
+# 7. shows that inference needs no column matrix: `conv2d_inference` unfolds a
+#    band of output rows (~4 MiB of columns) at a time and runs that band's GEMM
+#    while it is still in the cache -- the same output for a fraction of the memory.
 #
 # `fcn-scratch bench` prints the full table (every kernel, layer, the FCN-8s
 # training step, beside PyTorch when it is installed).
@@ -24,22 +31,29 @@
 # serve the convolutions of `004_*.txt` and the FCN of `002_*.txt`.
 # Run: `python lessons/10_speed_numba.py [--step] [--no-figures] [--figures DIR]`;
 # `FCN_SCRATCH_PARALLEL=1 python lessons/10_speed_numba.py` for parallel kernels (compiled first: ~20 s more).
+# Training splits its batches across threads as step 6 shows: `fit(..., threads=N)`, `fcn-scratch train --threads N`.
 
 # %%
 from _common import Lesson  # first: puts the repo on sys.path, picks a headless backend
 
+import math
 import os
 import re
 import time
+import tracemalloc
 
 import matplotlib.pyplot as plt
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from fcn_scratch import kernels
-from fcn_scratch.bench import interleaved
-from fcn_scratch.functional import conv2d_backward, conv2d_forward
+from fcn_scratch.bench import TINY_CLASSES, TINY_NET, interleaved
+from fcn_scratch.functional import INFERENCE_BAND_BYTES, conv2d_backward, conv2d_forward, conv2d_inference
 from fcn_scratch.kernels import numba_kernels, numpy_kernels
+from fcn_scratch.layers import SoftmaxCrossEntropy, no_grad
+from fcn_scratch.models import FCN8s
+from fcn_scratch.parallel import DataParallel, shard_bounds, usable_cpus
 
 lesson = Lesson("10_speed_numba", "Speed: Numba kernels beside their NumPy twins, and why the GEMM dominates")
 rng = np.random.default_rng(10)
@@ -257,6 +271,160 @@ axes[1].set_title(f"conv {C}->{F} 3x3 on {N}x{C}x{H}x{H}: forward + backward pie
 fig.tight_layout()
 fig.suptitle("Timings on this machine at this moment (printed, never asserted)", fontsize=11, y=1.02)
 lesson.save(fig, "timings")
+
+# %%
+lesson.step("Data parallelism: two threads, two replicas, one set of weights")
+# A small float64 FCN-8s, so that "the same numbers" can be checked to 1e-10. eval(): dropout off (in training
+# each shard draws its own dropout masks, so the two ways would drop different channels).
+model = FCN8s(3, widths=(4, 8, 8, 8, 8), convs_per_block=(1, 1, 1, 1, 1), fc_channels=16, dtype=np.float64,
+              seed=0).eval()
+for name, p, _ in model.named_parameters():
+    if name.startswith("score"):  # score layers start at zero (lesson 08); random ones give every layer a gradient
+        p[...] = rng.standard_normal(p.shape) * 0.3
+S = 32 if JIT else 16
+xb = rng.standard_normal((4, 3, S, S))
+labels = rng.integers(0, 3, (4, S, S))
+labels[0, : 5 * S // 8] = 255  # ignored pixels, unevenly spread: the shards get different numbers of valid ones
+labels[3] = 255                # (image 3 counts for nothing at all)
+
+# One thread: the textbook step -- the whole batch forward, the loss, the whole batch backward.
+criterion = SoftmaxCrossEntropy(ignore_index=255)
+loss_one = criterion.forward(model.forward(xb), labels)
+model.backward(criterion.backward())
+grads_one = model.grad_dict()  # copies: the parallel step below overwrites model.grads
+lesson.check(all(g.any() for g in grads_one.values()),
+             f"all {len(grads_one)} gradients are non-zero (so agreeing below is not 0 == 0)")
+
+# The split. A layer keeps its forward cache on itself, so two threads cannot run one model object at once:
+# each thread gets a replica (a deep copy) whose parameter arrays are re-pointed at the model's own arrays.
+dp = DataParallel(model, threads=2, min_shard_pixels=1)  # split even this small batch
+bounds = shard_bounds(len(xb), dp.threads)
+valid = [int(np.count_nonzero(labels[a:b] != 255)) for a, b in bounds]
+V = sum(valid)
+with no_grad():  # each shard's own mean loss L_s, for the printout (a forward only)
+    shard_losses = [SoftmaxCrossEntropy().forward(model.forward(xb[a:b]), labels[a:b]) for a, b in bounds]
+print(f"batch of {len(xb)} images {S}x{S}, {V} valid pixels in all; {dp.threads} threads, contiguous shards:")
+for s, ((a, b), v, ls) in enumerate(zip(bounds, valid, shard_losses)):
+    print(f"    shard {s}: images [{a}, {b}), thread {s} (replica {s}{' = the model itself' if s == 0 else ''}): "
+          f"V_s = {v:5d} valid pixels, weight V_s/V = {v / V:.4f}, its mean loss L_s = {ls:.6f}")
+print("""The batch loss is the mean over ALL valid pixels, so a shard's mean must be weighted by its pixel count:
+    L = (1/V) sum_p l_p = sum_s (V_s/V) * [(1/V_s) sum_(p in s) l_p] = sum_s (V_s/V) L_s,   hence dL/dL_s = V_s/V.
+Each thread starts its backward from dloss = V_s/V (criterion.backward(V_s / V)); the weights are shared, so by
+the chain rule dL/dW = sum_s (V_s/V) dL_s/dW: add the threads' gradients and nothing else.""")
+weighted = sum(v / V * ls for v, ls in zip(valid, shard_losses))
+naive = sum(shard_losses) / len(shard_losses)
+print(f"    sum_s (V_s/V) L_s = {weighted:.10f}   one-thread loss = {loss_one:.10f}   "
+      f"plain mean of the L_s = {naive:.10f} (wrong)")
+lesson.close(weighted, loss_one, "weighting each shard's mean loss by V_s/V gives the batch loss")
+lesson.check(abs(naive - loss_one) > 1e-3,
+             "averaging the shard losses with equal weights would not (the shards have different V_s)")
+
+loss_two = dp.loss_and_grads(xb, labels)  # both threads at once; leaves the summed gradients in model.grads
+grads_two = model.grad_dict()
+worst = max(grads_one, key=lambda k: np.abs(grads_two[k] - grads_one[k]).max() / np.abs(grads_one[k]).max())
+print(f"    2 threads: loss {loss_two:.15f} vs one thread {loss_one:.15f}; largest relative gradient "
+      f"difference {np.abs(grads_two[worst] - grads_one[worst]).max() / np.abs(grads_one[worst]).max():.1e} "
+      f"({worst}): the summation order, nothing more")
+lesson.close(loss_two, loss_one, "DataParallel(threads=2) gives the single-thread loss", rtol=1e-12)
+lesson.close(np.concatenate([grads_two[k].ravel() for k in grads_one]),
+             np.concatenate([g.ravel() for g in grads_one.values()]),
+             f"... and all {len(grads_one)} gradients (summed over the shards) to rtol 1e-10", rtol=1e-10, atol=1e-13)
+
+replica = dp.replicas[1]
+own = [p for _, p, _ in model.named_parameters()]
+theirs = [p for _, p, _ in replica.named_parameters()]
+print(f"    replica 1 is a different object (it has its own caches and its own grads: "
+      f"{replica.conv1_1.grads['weight'] is not model.conv1_1.grads['weight']}), but its "
+      f"{len(theirs)} parameter arrays are the model's: an optimiser step on the model updates every replica")
+lesson.check(replica is not model and all(a is b for a, b in zip(own, theirs)),
+             "replica.params[...] IS model.params[...] (the same arrays, not copies): one set of weights")
+dp.close()
+
+# Timing: the tiny float32 FCN-8s of `fcn-scratch train`. Three ways to run one training step:
+#  * threads=1: the calling thread does everything; only the GEMMs use both cores (OpenBLAS's own threads);
+#    the Numba kernels, the loss and the Python between the layers run on one core.
+#  * the same with BLAS held to one thread: truly one core -- the work the two threads divide between them.
+#  * threads=2: each core runs half the batch through every layer, kernels included. BLAS is held to one
+#    thread per call (two threads each with a 2-thread BLAS would put four busy threads on two cores), and
+#    the Numba kernels are compiled nogil=True: inside a kernel (or a GEMM) a thread has let go of Python's GIL,
+#    so the other thread runs at the same time instead of waiting for its turn.
+B, T = (8, 64) if JIT else (2, 8)  # without the JIT every kernel is a Python loop: a tiny step
+tiny = FCN8s(TINY_CLASSES, **TINY_NET, seed=0).eval()  # dropout off: all three compute the very same step
+xt = rng.standard_normal((B, 3, T, T)).astype(np.float32)
+lt = rng.integers(0, TINY_CLASSES, (B, T, T))
+steppers = {1: DataParallel(tiny, threads=1), 2: DataParallel(tiny, threads=2)}
+
+
+def one_core_step():
+    with threadpool_limits(limits=1, user_api="blas"):
+        steppers[1].loss_and_grads(xt, lt, input_grad=False)
+
+
+step_times = interleaved({"threads=1": lambda: steppers[1].loss_and_grads(xt, lt, input_grad=False),
+                          "threads=1, one BLAS thread": one_core_step,
+                          "threads=2": lambda: steppers[2].loss_and_grads(xt, lt, input_grad=False)},
+                         repeats=3 if JIT else 1, number=2 if JIT else 1, warmup=1 if JIT else 0)
+print(f"one training step (forward, loss, backward) of the tiny FCN-8s on {B}x3x{T}x{T} float32, "
+      f"{usable_cpus()} CPUs (printed, not asserted):")
+for name, t in step_times.items():
+    print(f"    {name:27s} {ms(t)}")
+print(f"    threads=2 vs threads=1: {step_times['threads=1'] / step_times['threads=2']:.2f}x; "
+      f"vs one core: {step_times['threads=1, one BLAS thread'] / step_times['threads=2']:.2f}x (2.00x is the ceiling)")
+print("""    Two threads win where threads=1 left a core idle (the kernels, the Python glue); inside the GEMMs
+    threads=1 already had both cores, so expect less than 2x -- and on a machine busy with other jobs, perhaps
+    nothing. The two threads also share one memory bus, and the gradients are summed after the step.""")
+if not JIT:
+    print("    (JIT disabled: the kernels are plain Python and hold the GIL, so the threads mostly take turns)")
+step_one = (steppers[1].loss_and_grads(xt, lt, input_grad=False), tiny.grad_dict())
+step_two = (steppers[2].loss_and_grads(xt, lt, input_grad=False), tiny.grad_dict())
+steppers[2].close()
+lesson.close(np.concatenate([[step_two[0]], *(g.ravel() for g in step_two[1].values())]),
+             np.concatenate([[step_one[0]], *(g.ravel() for g in step_one[1].values())]),
+             "the timed steps compute the same loss and gradients (float32: up to rounding)",
+             rtol=1e-4, atol=1e-5 * max(np.abs(g).max() for g in step_one[1].values()))
+
+# %%
+lesson.step("Inference needs no column matrix: unfold a band of rows at a time")
+# Training keeps every layer's column matrix for the backward pass (dW = cols dY^T). Inference has no backward,
+# so Conv2d.forward under no_grad() calls conv2d_inference: per image, a band of output rows is unfolded into a
+# small column block and its GEMM runs at once, while the block is still in the CPU cache: the bytes im2col just
+# wrote are read back from the cache instead of from main memory. (~4 MiB: small enough to stay cached, big
+# enough that each band's GEMM still runs at full speed.)
+HB = 128 if JIT else 16  # a bigger map than x: this layer at 128x128, like an early VGG layer
+band_bytes = INFERENCE_BAND_BYTES if JIT else 24 * 2**10  # (without the JIT: a small map, so smaller bands)
+xi = rng.standard_normal((1, C, HB, HB)).astype(np.float32)
+K_rows = C * 9
+rows_per_band = max(1, band_bytes // (K_rows * HB * xi.itemsize))  # as conv2d_inference computes it
+n_bands = math.ceil(HB / rows_per_band)
+full_bytes = K_rows * HB * HB * xi.itemsize
+print(f"conv {C}->{F} 3x3, padding 1, on 1x{C}x{HB}x{HB} float32:")
+print(f"    whole column matrix: {K_rows} x {HB * HB} = {full_bytes / 1e6:.2f} MB "
+      f"(9x the input's {xi.nbytes / 1e6:.2f} MB)")
+print(f"    band of {band_bytes / 2**20:.3g} MiB: {rows_per_band} output rows = {K_rows} x {rows_per_band * HB} "
+      f"columns ({rows_per_band * HB * K_rows * xi.itemsize / 1e6:.2f} MB), so the layer is cut into {n_bands} bands")
+y_full = conv2d_forward(xi, w, padding=1)[0]
+y_band = conv2d_inference(xi, w, padding=1, band_bytes=band_bytes)
+lesson.check(n_bands > 1, f"the map is cut into {n_bands} bands (not the whole-image fallback)")
+lesson.close(y_band, y_full, "conv2d_inference (band by band) == conv2d_forward(...)[0]", rtol=1e-5, atol=1e-5)
+# Arrays allocated by NumPy (and by Numba kernels) are reported to tracemalloc: its peak is what each way held.
+peaks = {}
+for name, fn in (("conv2d_forward", lambda: conv2d_forward(xi, w, padding=1)),
+                 ("conv2d_inference", lambda: conv2d_inference(xi, w, padding=1, band_bytes=band_bytes))):
+    tracemalloc.start()
+    fn()
+    peaks[name] = tracemalloc.get_traced_memory()[1] - y_full.nbytes  # minus the output both must hold
+    tracemalloc.stop()
+inf_times = interleaved({"conv2d_forward": lambda: conv2d_forward(xi, w, padding=1),
+                         "conv2d_inference": lambda: conv2d_inference(xi, w, padding=1, band_bytes=band_bytes)},
+                        repeats=3 if JIT else 1, number=2 if JIT else 1, warmup=1 if JIT else 0)
+for name in peaks:
+    print(f"    {name:17s} {ms(inf_times[name])}   peak memory beside the output {peaks[name] / 1e6:6.2f} MB")
+print(f"    banded / whole: {inf_times['conv2d_inference'] / inf_times['conv2d_forward']:.2f}x the time (printed, "
+      f"not asserted), {peaks['conv2d_inference'] / peaks['conv2d_forward']:.2f}x the memory")
+if not JIT:
+    print("    (JIT disabled: the plain-Python im2col dominates both; the cache effect needs the compiled kernel)")
+lesson.check(peaks["conv2d_inference"] < full_bytes / 2 <= peaks["conv2d_forward"],
+             "the banded forward never holds even half the column matrix; conv2d_forward holds all of it")
 
 # %%
 lesson.done()
