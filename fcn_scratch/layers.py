@@ -70,6 +70,12 @@ class Module:
         """Sub-modules in the order they were assigned (like PyTorch)."""
         return {k: v for k, v in vars(self).items() if isinstance(v, Module)}
 
+    def modules(self):
+        """This module and every sub-module, depth first in assignment order (as PyTorch's ``modules()``)."""
+        yield self
+        for child in self.children().values():
+            yield from child.modules()
+
     def named_parameters(self, prefix: str = ""):
         """Yield ``(name, param, grad)`` for this module and its children; arrays are live, not copies."""
         for key, value in self.params.items():

@@ -48,16 +48,9 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _modules(module: Module):
-    """``module`` and every sub-module, depth first, in assignment order."""
-    yield module
-    for child in module.children().values():
-        yield from _modules(child)
-
-
 def _tie_parameters(model: Module, replica: Module) -> None:
     """Make ``replica`` use ``model``'s parameter arrays (not copies of them)."""
-    for mine, theirs in zip(_modules(model), _modules(replica)):
+    for mine, theirs in zip(model.modules(), replica.modules()):
         for key in mine.params:
             theirs.params[key] = mine.params[key]
 
@@ -97,12 +90,14 @@ class DataParallel:
     runs forward, softmax cross-entropy (mean over non-ignored pixels of the whole
     batch) and backward, leaving the whole batch's gradients in ``model``'s
     ``grads``, exactly where ``model.backward`` would, so any optimiser steps
-    as usual. A batch is cut into at most ``threads`` shards of at least
+    as usual.
+
+    A batch is cut into at most ``threads`` shards of at least
     ``min_shard_pixels`` pixels (images x height x width; default
-    ``MIN_SHARD_PIXELS``) each; a smaller batch
-    runs whole in the calling thread. ``threads=None`` uses every usable CPU (one for a model that is not a
-    :class:`~fcn_scratch.layers.Module`); ``threads=1`` runs in the calling
-    thread with no replica.
+    :data:`MIN_SHARD_PIXELS`) each; a smaller batch runs whole in the calling
+    thread. ``threads=None`` uses every usable CPU (one for a model that is
+    not a :class:`~fcn_scratch.layers.Module`); ``threads=1`` runs in the
+    calling thread with no replica.
 
     Dropout: each replica's ``Dropout2d`` layers draw from generators spawned
     from the model's (``Generator.spawn``), so the shards drop different
@@ -131,16 +126,14 @@ class DataParallel:
             _tie_parameters(model, replica)
             self.replicas.append(replica)
         self.reseed_dropout()
-        if self.threads > 1:
-            self._pool = ThreadPoolExecutor(self.threads - 1)
 
     def reseed_dropout(self) -> None:
         """Give every replica's dropout layers fresh generators spawned from the model's."""
         if len(self.replicas) == 1:
             return
-        own = [m for m in _modules(self.model) if isinstance(m, Dropout2d)]
+        own = [m for m in self.model.modules() if isinstance(m, Dropout2d)]
         for replica in self.replicas[1:]:
-            for mine, theirs in zip(own, (m for m in _modules(replica) if isinstance(m, Dropout2d))):
+            for mine, theirs in zip(own, (m for m in replica.modules() if isinstance(m, Dropout2d))):
                 theirs.rng = mine.rng.spawn(1)[0]
 
     def _shard_step(self, s, x, labels, dloss, input_grad):
@@ -172,6 +165,8 @@ class DataParallel:
         weights = [v / total if total else 0.0 for v in valid]
         for replica in self.replicas[1:]:
             replica.train(self.model.training)  # follow the model's train()/eval() switches
+        if self._pool is None:  # started at the first split (again after close())
+            self._pool = ThreadPoolExecutor(self.threads - 1)
         with _one_blas_thread():
             futures = [
                 self._pool.submit(self._shard_step, s, x[a:b], labels[a:b], weights[s], input_grad)
@@ -181,14 +176,16 @@ class DataParallel:
             losses = [self._shard_step(0, x[a:b], labels[a:b], weights[0], input_grad)]
             losses += [f.result() for f in futures]
         for replica in self.replicas[1 : len(bounds)]:
-            for mine, theirs in zip(_modules(self.model), _modules(replica)):
+            for mine, theirs in zip(self.model.modules(), replica.modules()):
                 for key, grad in theirs.grads.items():
                     if grad is not None:
                         mine.grads[key] = mine.grads[key] + grad
         return float(sum(w * loss for w, loss in zip(weights, losses)))
 
     def close(self, wait: bool = True) -> None:
-        """Stop the worker threads (also done, without waiting, when the object is collected)."""
+        """Stop the worker threads (also done, without waiting, when the object is collected).
+
+        A later :meth:`loss_and_grads` starts them again."""
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
             self._pool = None

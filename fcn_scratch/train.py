@@ -111,13 +111,6 @@ def _positive(value, name):
     return int(value)
 
 
-def _modules(module):
-    yield module
-    if isinstance(module, Module):
-        for child in module.children().values():
-            yield from _modules(child)
-
-
 # --------------------------------------------------------------------------- progress
 
 
@@ -225,7 +218,8 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
 
     # Everything random comes from seed: [seed, 0] shuffles, [seed, 1, k] drives dropout layer k.
     shuffle_rng = np.random.default_rng([int(seed), 0])
-    for k, m in enumerate(m for m in _modules(model) if isinstance(m, Dropout2d)):
+    modules = model.modules() if isinstance(model, Module) else [model]
+    for k, m in enumerate(m for m in modules if isinstance(m, Dropout2d)):
         m.rng = np.random.default_rng([int(seed), 1, k])
 
     stepper = DataParallel(model, threads, ignore_index)  # forward, loss and backward of a batch

@@ -198,3 +198,22 @@ def test_small_batches_run_whole_in_the_calling_thread():
     assert dp.replicas[1].conv1_1._cache is None  # 3 images of 16x16: one shard, the model's own
     dp.loss_and_grads(rng.standard_normal((4, 3, 16, 16)), np.concatenate([labels, labels[:1]]))
     assert dp.replicas[1].conv1_1._cache is not None  # 4 images: two shards of two
+
+
+def test_close_stops_the_workers_and_a_later_step_restarts_them():
+    model = _model()
+    dp = DataParallel(model, threads=2, min_shard_pixels=1)
+    rng = np.random.default_rng(9)
+    x, labels = rng.standard_normal((2, 3, 16, 16)), rng.integers(0, 3, (2, 16, 16))
+    first = dp.loss_and_grads(x, labels)
+    dp.close()
+    assert dp._pool is None
+    assert dp.loss_and_grads(x, labels) == first
+    dp.close()
+
+
+def test_modules_walks_every_layer_once_in_assignment_order():
+    model = _model()
+    mods = list(model.modules())
+    assert mods[0] is model and mods[1] is model.conv1_1
+    assert len(mods) == len({id(m) for m in mods}) == 1 + len(model.children())
