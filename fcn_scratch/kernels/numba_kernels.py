@@ -2,8 +2,10 @@
 
 Each ``*_py`` function is the readable reference: plain loops over the batch,
 channels, kernel taps and output pixels. The module-level name without the
-suffix is the same function compiled with ``numba.njit(cache=True)``
-(serial unless ``FCN_SCRATCH_PARALLEL=1``; see the note at the bottom). With ``NUMBA_DISABLE_JIT=1`` the compiled names *are* the
+suffix is the same function compiled with ``numba.njit(cache=True, nogil=True)``
+(serial unless ``FCN_SCRATCH_PARALLEL=1``; see the note at the bottom; ``nogil`` lets
+the threads of :mod:`fcn_scratch.parallel` run kernels side by side). With
+``NUMBA_DISABLE_JIT=1`` the compiled names *are* the
 plain functions (``prange`` becomes ``range``), so the whole test suite can run
 uncompiled.
 
