@@ -14,7 +14,9 @@ A lesson is a script of ``# %%`` cells (jupytext percent format), one step per c
                                                    # (draw_matrix(ax, a, title) writes values in cells)
 
     # %%
-    lesson.done()                                  # summary line (the test suite reads it)
+    lesson.done(summary=["im2col + one GEMM is the convolution", ...],   # what the lesson proved
+                exercises=["conv2d_forward", "conv2d_backward"])         # what to practise next
+                                                   # then the summary line (the test suite reads it)
 
 Command line: ``--step`` waits for Enter after every step; ``--no-figures``
 skips saving; ``--figures DIR`` puts them in ``DIR/<lesson>/`` (default
@@ -109,10 +111,25 @@ class Lesson:
         if not _IN_NOTEBOOK:  # a notebook shows it inline instead
             plt.close(fig)
 
-    def done(self):
-        """Close the last step and print the summary line ``tests/test_lessons.py`` reads."""
+    def done(self, summary=(), exercises=()):
+        """Close the last step, recap, point at the exercises, print the summary line ``tests/test_lessons.py`` reads.
+
+        ``summary``: short sentences, one per claim the lesson proved (printed as a list).
+        ``exercises``: names for ``fcn-scratch exercise check NAME`` that practise this lesson
+        (``lessons/exercises/``); an empty list says the lesson has none.
+        """
         self._end_step()
         self._step_checks = None
+        if summary:
+            print("\nWhat this lesson proved:")
+            for line in summary:
+                print(f"  - {line}")
+        if exercises:
+            print("\nPractise it (lessons/exercises/, graded by the engine):")
+            for name in exercises:
+                print(f"  fcn-scratch exercise check {name}")
+        else:
+            print("\nNo exercise goes with this lesson; `fcn-scratch exercise list` shows them all.")
         print(f"\n=== {self.name}: {self.steps} steps, {self.checks} checks passed, "
               f"{len(self.saved)} figures saved")
 
