@@ -6,6 +6,8 @@
   the kernel" vs "the transpose of the convolution matrix", and the worked
   example of the seed notes;
 * dot-product (adjoint) tests ``<conv(x), g> == <conv_transpose(g), x>``;
+* each of conv2d_backward's dx paths (1x1 GEMM, flipped-kernel convolution, col2im), reached on
+  purpose, against the naive matrix transpose and float64 finite differences;
 * the output-size formulas, PyTorch's ceil-mode edge cases included;
 * max-pool, ReLU, dropout, crop/add and softmax cross-entropy against their naive twins,
   plus the numerical corner cases (huge logits, all pixels ignored, ties, -inf padding).
@@ -16,7 +18,7 @@ import pytest
 from scipy import signal
 
 from fcn_scratch import functional as F
-from fcn_scratch import naive
+from fcn_scratch import gradcheck, naive
 
 # (N, C, F, H, W, kernel, stride, padding, dilation)
 CONV_CONFIGS = [
@@ -144,7 +146,7 @@ def test_conv_transpose_keeps_dtype(method, dtype, backend, rng):
     assert y.dtype == dtype
     dx, dw, db = F.conv_transpose2d_backward(rng.standard_normal(y.shape).astype(dtype), cache)
     assert dx.dtype == dw.dtype == db.dtype == dtype
-    tol = 1e-4 if dtype == np.float32 else 1e-12
+    tol = 1e-5 if dtype == np.float32 else 1e-12  # float32: measured ~4e-7 on values up to ~5
     np.testing.assert_allclose(y, naive.conv_transpose2d_scatter(x, w, b, s, p, op, d), rtol=tol, atol=tol)
 
 
@@ -215,30 +217,155 @@ def test_dot_product_transpose_and_conv(cfg, backend, rng):
     assert np.vdot(y, v) == pytest.approx(np.vdot(x, cv[:, :, :H, :W]), rel=1e-12)
 
 
-@pytest.mark.parametrize("cfg", CONV_CONFIGS[:5], ids=str)
+def _conv_grads_naive(x, w, dy, s, p, d):
+    """Reference gradients of a convolution from the plain-loop twins only (no engine code).
+
+    ``dx = M^T dy`` with ``M`` the convolution's own matrix (:func:`naive.conv_matrix`),
+    ``dW = sum_n dY_n @ im2col_naive(x)_n^T``, ``db = sum of dy over n, i, j``.
+    """
+    N, C, H, W = x.shape
+    M = naive.conv_matrix((H, W), w, s, p, d)  # (F*Ho*Wo, C*H*W)
+    dx = np.stack([(M.T @ g.ravel()).reshape(C, H, W) for g in dy])
+    cols = naive.im2col_naive(x, w.shape[2:], s, p, d)  # (N, C*kh*kw, Ho*Wo)
+    dw = sum(g.reshape(w.shape[0], -1) @ c.T for g, c in zip(dy, cols)).reshape(w.shape)
+    return dx, dw, dy.sum(axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=str)
 def test_conv_backward_is_conv_transpose(cfg, backend, rng):
-    """The input gradient of a convolution *is* a transposed convolution of dy with the same weight."""
+    """The input gradient of a convolution *is* a transposed convolution of dy with the same weight.
+
+    Checked against references that share no code with ``conv2d_backward``: the
+    transpose of the convolution's matrix, ``M^T dy``, and the naive "each pixel
+    stamps the kernel" loop (``output_padding`` recovers the rows a strided conv
+    never reached); dW and db against the naive im2col.
+    """
     x, w, b, s, p, d = _conv_case(cfg, rng)
     y, cache = F.conv2d_forward(x, w, b, s, p, d)
     dy = rng.standard_normal(y.shape)
-    dx, _, _ = F.conv2d_backward(dy, cache)
-    (sh, sw), (ph, pw), (dh, dw) = _pair(s), _pair(p), _pair(d)
+    dx, dw, db = F.conv2d_backward(dy, cache)
+    ref_dx, ref_dw, ref_db = _conv_grads_naive(x, w, dy, s, p, d)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, ref_db, rtol=1e-12, atol=1e-12)
+    (sh, sw), (ph, pw), (dh, dw_) = _pair(s), _pair(p), _pair(d)
     kh, kw = w.shape[2:]
     H, W = x.shape[2:]
-    op = ((H + 2 * ph - dh * (kh - 1) - 1) % sh, (W + 2 * pw - dw * (kw - 1) - 1) % sw)
-    np.testing.assert_allclose(F.conv_transpose2d_forward(dy, w, None, s, p, op, d)[0], dx, rtol=1e-12, atol=1e-12)
+    op = ((H + 2 * ph - dh * (kh - 1) - 1) % sh, (W + 2 * pw - dw_ * (kw - 1) - 1) % sw)
+    np.testing.assert_allclose(naive.conv_transpose2d_scatter(dy, w, None, s, p, op, d), dx, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- conv2d_backward's two dx paths
+
+# conv2d_backward computes dx one of three ways (see its docstring): a plain GEMM for an
+# unpadded stride-1 1x1 conv; a stride-1 "full" convolution of dy with the flipped kernel
+# when stride is 1, F <= C, F < 64 and p <= d(k-1) on both axes; else GEMM + col2im.
+# (N, C, F, H, W, kernel, padding, dilation): every one stride 1 and meant for the flipped path
+FLIP_CONFIGS = [
+    (2, 3, 2, 7, 9, 3, 1, 1),  # the everyday 3x3 "same", odd sizes
+    (1, 4, 4, 6, 5, (3, 2), (0, 1), 1),  # F == C, non-square kernel, no padding on h
+    (2, 3, 3, 9, 8, 3, 2, 2),  # dilation 2, padding 2
+    (1, 5, 2, 11, 7, (5, 3), (4, 2), (1, 2)),  # padding exactly d(k-1) on h: the full pad is 0
+    (1, 2, 1, 5, 9, (1, 3), (0, 1), (1, 3)),  # a one-row kernel (kh = 1 forces ph = 0), dilation 3
+    (2, 2, 2, 4, 6, 2, 1, 1),  # even kernel, padding k-1
+    (1, 3, 2, 2, 3, 3, 1, 1),  # input smaller than the kernel
+    (1, 2, 2, 5, 7, (2, 4), (1, 0), (3, 2)),  # dilation 3 on h, no padding on w
+    (1, 63, 63, 4, 3, 3, 1, 1),  # F = 63: the largest F that still takes this path
+]
+
+# the complement: the same stride-1 geometry but a condition fails, so dx goes through col2im
+COL2IM_CONFIGS = [
+    (2, 2, 3, 7, 9, 3, 1, 1),  # F > C
+    (1, 64, 64, 4, 3, 3, 1, 1),  # F = 64: BLAS prefers col2im
+    (1, 3, 2, 6, 7, 3, 3, 1),  # padding 3 > d(k-1) = 2 on both axes
+    (1, 3, 2, 6, 7, (3, 3), (1, 3), 1),  # padding beyond d(k-1) on w only
+    (2, 4, 3, 7, 6, (2, 3), (2, 1), 1),  # padding 2 > d(k-1) = 1 on h only
+]
+
+
+def _flip_path(C, Fo, k, p, d, stride=1):
+    """The branch condition of conv2d_backward, spelled out independently."""
+    (kh, kw), (ph, pw), (dh, dw), (sh, sw) = _pair(k), _pair(p), _pair(d), _pair(stride)
+    one_by_one = (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)
+    return (not one_by_one and (sh, sw) == (1, 1) and Fo <= C and Fo < 64
+            and ph <= dh * (kh - 1) and pw <= dw * (kw - 1))
+
+
+def _count_col2im(monkeypatch):
+    """Spy on the col2im kernel: returns the list each call appends to."""
+    calls = []
+    original = F.kernels.col2im
+
+    def spy(*args):
+        calls.append(args[1:5])
+        return original(*args)
+
+    monkeypatch.setattr(F.kernels, "col2im", spy)
+    return calls
+
+
+def _check_conv_backward_path(cfg, rng, monkeypatch, flipped):
+    N, C, Fo, H, W, k, p, d = cfg
+    assert _flip_path(C, Fo, k, p, d) is flipped, "the configuration does not select the intended path"
+    x, w, b, s, p, d = _conv_case((N, C, Fo, H, W, k, 1, p, d), rng)
+    y, cache = F.conv2d_forward(x, w, b, s, p, d)
+    dy = rng.standard_normal(y.shape)  # random: all-ones would hide a missing flip on symmetric sums
+    calls = _count_col2im(monkeypatch)
+    dx, dw, db = F.conv2d_backward(dy, cache)
+    monkeypatch.undo()
+    assert (len(calls) == 0) is flipped, f"col2im calls: {calls}"
+    ref_dx, ref_dw, ref_db = _conv_grads_naive(x, w, dy, s, p, d)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, ref_db, rtol=1e-12, atol=1e-12)
+    # and finite differences (float64, random upstream gradient, DESIGN.md's smooth tolerance)
+    params = {"x": x, "weight": w, "bias": b}
+
+    def forward():
+        return F.conv2d_forward(x, w, b, s, p, d)[0]
+
+    def backward(g):
+        return dict(zip(("x", "weight", "bias"), F.conv2d_backward(g, F.conv2d_forward(x, w, b, s, p, d)[1])))
+
+    samples = None if x.size <= 400 else 150
+    errors = gradcheck.check(forward, backward, params, seed=3, samples=samples)
+    assert set(errors) == {"x", "weight", "bias"}
+    for name, err in errors.items():
+        assert err < gradcheck.TOL_SMOOTH, f"{name}: rel error {err:.2e}"
+
+
+@pytest.mark.parametrize("cfg", FLIP_CONFIGS, ids=str)
+def test_conv_backward_flipped_kernel_path(cfg, backend, rng, monkeypatch):
+    """dx by the stride-1 convolution with the flipped kernel: naive twins and finite differences."""
+    _check_conv_backward_path(cfg, rng, monkeypatch, flipped=True)
+
+
+@pytest.mark.parametrize("cfg", COL2IM_CONFIGS, ids=str)
+def test_conv_backward_col2im_path(cfg, backend, rng, monkeypatch):
+    """The complementary stride-1 cases (F > C, F >= 64, padding beyond d(k-1)) go through col2im."""
+    _check_conv_backward_path(cfg, rng, monkeypatch, flipped=False)
 
 
 @pytest.mark.parametrize("cfg", CONVT_CONFIGS, ids=str)
 def test_conv_transpose_backward_methods_agree(cfg, backend, rng):
+    """Both methods' gradients against naive references: the transposed conv's dx is the plain
+    convolution of dy (its first H x W outputs), dW sums x times the naive im2col of dy."""
     x, w, b, s, p, op, d = _convt_case(cfg, rng)
-    grads = []
+    N, Ci, H, W = x.shape
+    kh, kw = w.shape[2:]
     for m in METHODS:
         y, cache = F.conv_transpose2d_forward(x, w, b, s, p, op, d, method=m)
         dy = np.random.default_rng(7).standard_normal(y.shape)
-        grads.append(F.conv_transpose2d_backward(dy, cache))
-    for a, c in zip(*grads):
-        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+        dx, dw, db = F.conv_transpose2d_backward(dy, cache)
+        conv_dy = naive.conv2d_naive(dy, w, None, s, p, d)  # (N, Cin, Hc, Wc), Hc >= H (output_padding)
+        Hc, Wc = conv_dy.shape[2:]
+        ref_dx = conv_dy[:, :, :H, :W]
+        cols = naive.im2col_naive(dy, (kh, kw), s, p, d)  # (N, Cout*kh*kw, Hc*Wc)
+        cols = cols.reshape(N, -1, Hc, Wc)[:, :, :H, :W].reshape(N, -1, H * W)
+        ref_dw = sum(xn.reshape(Ci, H * W) @ c.T for xn, c in zip(x, cols)).reshape(w.shape)
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12, err_msg=m)
+        np.testing.assert_allclose(dw, ref_dw, rtol=1e-12, atol=1e-12, err_msg=m)
+        np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12, err_msg=m)
 
 
 def test_zero_insert_and_pad_or_crop_adjoints(rng):
@@ -248,12 +375,12 @@ def test_zero_insert_and_pad_or_crop_adjoints(rng):
     np.testing.assert_array_equal(z[:, :, ::3, ::2], x)
     assert np.count_nonzero(z) == x.size
     g = rng.standard_normal(z.shape)
-    assert np.vdot(z, g) == pytest.approx(np.vdot(x, F.zero_insert_backward(g, (3, 2))))
+    assert np.vdot(z, g) == pytest.approx(np.vdot(x, F.zero_insert_backward(g, (3, 2))), rel=1e-12)
     for pads in [((1, 2), (0, 3)), ((-1, 2), (2, -1)), ((-2, -1), (-1, -2))]:
         y = F.pad_or_crop(x, *pads)
         assert y.shape == (2, 3, 4 + sum(pads[0]), 5 + sum(pads[1]))
         g = rng.standard_normal(y.shape)
-        assert np.vdot(y, g) == pytest.approx(np.vdot(x, F.pad_or_crop_backward(g, x.shape, *pads)))
+        assert np.vdot(y, g) == pytest.approx(np.vdot(x, F.pad_or_crop_backward(g, x.shape, *pads)), rel=1e-12)
 
 
 # --------------------------------------------------------------------------- shape formulas
@@ -387,8 +514,8 @@ def test_maxpool_first_max_wins_ties(backend):
     x = np.zeros((1, 1, 4, 4))
     y, cache = F.maxpool2d_forward(x, 2, 2)
     np.testing.assert_array_equal(cache[1][0, 0], [[0, 2], [8, 10]])  # each window's top-left pixel
-    dx = F.maxpool2d_backward(np.ones_like(y), cache)
-    np.testing.assert_array_equal(dx[0, 0], [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]])
+    dx = F.maxpool2d_backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), cache)  # distinct: routing shows
+    np.testing.assert_array_equal(dx[0, 0], [[1, 0, 2, 0], [0, 0, 0, 0], [3, 0, 4, 0], [0, 0, 0, 0]])
     # a tie between a later and an earlier pixel of the window: the earlier one (row-major) wins
     x = np.array([[[[1.0, 5.0, 2.0], [5.0, 5.0, 0.0], [3.0, 0.0, 5.0]]]])
     _, (_, idx) = F.maxpool2d_forward(x, 3, 1)
@@ -445,7 +572,8 @@ def test_dropout_matches_naive(p, rng):
     keep = np.random.default_rng(11).random((4, 5)) >= p  # the same draw
     np.testing.assert_allclose(y, naive.dropout2d_naive(x, keep, p) if p < 1 else np.zeros_like(x), rtol=1e-15)
     dy = rng.standard_normal(x.shape)
-    np.testing.assert_allclose(F.dropout2d_backward(dy, mask), (y != 0) * dy / (1 - p) if p < 1 else 0 * dy)
+    expected = keep[:, :, None, None] * dy / (1 - p) if p < 1 else np.zeros_like(dy)
+    np.testing.assert_allclose(F.dropout2d_backward(dy, mask), expected, rtol=1e-15)
 
 
 def test_crop_and_add(rng):
@@ -453,7 +581,7 @@ def test_crop_and_add(rng):
     y, cache = F.crop_forward(x, (4, 3), (1, 2))
     np.testing.assert_array_equal(y, x[:, :, 1:5, 2:5])
     g = rng.standard_normal(y.shape)
-    assert np.vdot(y, g) == pytest.approx(np.vdot(x, F.crop_backward(g, cache)))
+    assert np.vdot(y, g) == pytest.approx(np.vdot(x, F.crop_backward(g, cache)), rel=1e-12)
     a, b = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 3, 4, 4))
     s, _ = F.add_forward(a, b)
     np.testing.assert_array_equal(s, a + b)
@@ -506,10 +634,11 @@ def test_softmax_ce_huge_logits_are_stable(dtype):
         grad = F.softmax_cross_entropy_backward(cache)
     # pixel 0: label is the winner -> 0; pixel 1: log(2 e^big) - (-big) = 2 big + log 2
     assert np.isfinite(loss)
-    assert loss == pytest.approx((0 + 2 * float(big) + np.log(2)) / 2, rel=1e-6)
+    tol = 1e-6 if dtype == np.float32 else 1e-13  # float32: a few ulps; float64: exact up to rounding
+    assert loss == pytest.approx((0 + 2 * float(big) + np.log(2)) / 2, rel=tol)
     assert grad.dtype == dtype and np.isfinite(grad).all()
-    np.testing.assert_allclose(grad[0, :, 0, 1], [0.25, 0.25, -0.5], rtol=1e-6)
-    np.testing.assert_allclose(grad[0, :, 0, 0], [0, 0, 0], atol=1e-7)
+    np.testing.assert_allclose(grad[0, :, 0, 1], [0.25, 0.25, -0.5], rtol=tol)
+    np.testing.assert_allclose(grad[0, :, 0, 0], [0, 0, 0], atol=tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

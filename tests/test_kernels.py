@@ -186,6 +186,73 @@ def test_maxpool_three_ways_and_naive(cfg, dtype, rng):
     _check_pool(cfg, dtype, rng)
 
 
+# (H, W, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode): every one pads, so border windows hold padding taps
+NEGATIVE_BORDER_POOLS = [
+    (5, 6, 3, 3, 1, 1, 1, 1, 1, 1, False),  # overlapping 3x3 "same" pooling
+    (7, 7, 3, 3, 2, 2, 1, 1, 1, 1, True),  # 3/2/1 with ceil mode
+    (6, 5, 2, 2, 2, 2, 1, 1, 1, 1, False),  # kernel 2, padding 1: every corner window is 3/4 padding
+    (7, 9, 3, 5, 2, 3, 1, 2, 1, 1, True),  # non-square kernel, stride and padding
+    (9, 8, 3, 3, 2, 2, 1, 1, 2, 2, False),  # dilation 2
+    (8, 9, 4, 4, 3, 3, 2, 2, 1, 1, True),  # padding 2, last windows hang off the edge too
+]
+
+
+def _touches_padding(cfg, Ho, Wo):
+    """``(Ho, Wo)`` mask: windows with at least one tap outside the input (padding or past the edge)."""
+    H, W, kh, kw, sh, sw, ph, pw, dh, dw, _ = cfg
+    rows = np.arange(Ho)[:, None] * sh - ph + np.arange(kh)[None, :] * dh  # (Ho, kh) input rows of the taps
+    cols = np.arange(Wo)[:, None] * sw - pw + np.arange(kw)[None, :] * dw
+    out_r = ((rows < 0) | (rows >= H)).any(axis=1)
+    out_c = ((cols < 0) | (cols >= W)).any(axis=1)
+    return out_r[:, None] | out_c[None, :]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("cfg", NEGATIVE_BORDER_POOLS, ids=str)
+def test_maxpool_padding_never_wins_over_negative_values(cfg, dtype, backend):
+    """All-negative inputs next to padding: a zero pad (or a padding tap read as 0) would win every border window.
+
+    Forward values, indices and the backward routing of a random upstream gradient
+    against :func:`naive.maxpool2d_naive`, on the backend picked by the fixture.
+    """
+    H, W, kh, kw, sh, sw, ph, pw, dh, dw, ceil = cfg
+    rng = np.random.default_rng(H * 100 + W)
+    N, C = 2, 3
+    x = (-1.0 - 0.01 * rng.permutation(N * C * H * W)).reshape(N, C, H, W).astype(dtype)  # distinct, all <= -1
+    Ho, Wo = pool_output_size(H, kh, sh, ph, dh, ceil), pool_output_size(W, kw, sw, pw, dw, ceil)
+    border = _touches_padding(cfg, Ho, Wo)
+    assert border.any() and not border.all(), "the configuration must have border and inner windows"
+    y, idx = kernels.maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    ref_y, ref_idx = naive.maxpool2d_naive(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil)
+    assert (ref_y <= -1).all()  # the reference never lets the padding win
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(idx, ref_idx)
+    assert (y[:, :, border] <= -1).all() and (idx >= 0).all()
+    dy = rng.standard_normal((N, C, Ho, Wo)).astype(dtype)
+    ref_dx = np.zeros((N, C, H * W), dtype=dtype)
+    for n, c, i, j in np.ndindex(ref_idx.shape):
+        ref_dx[n, c, ref_idx[n, c, i, j]] += dy[n, c, i, j]
+    _assert_sum_equal(kernels.maxpool_backward(dy, idx, H, W), ref_dx.reshape(N, C, H, W))
+
+
+@pytest.mark.parametrize("cfg", NEGATIVE_BORDER_POOLS, ids=str)
+def test_maxpool_padding_against_torch(cfg, backend):
+    """The same all-negative border windows against PyTorch's max_pool2d (values, indices, gradient)."""
+    torch = pytest.importorskip("torch")
+    H, W, kh, kw, sh, sw, ph, pw, dh, dw, ceil = cfg
+    rng = np.random.default_rng(H * 100 + W + 1)
+    x = (-1.0 - 0.01 * rng.permutation(2 * 2 * H * W)).reshape(2, 2, H, W)
+    Ho, Wo = pool_output_size(H, kh, sh, ph, dh, ceil), pool_output_size(W, kw, sw, pw, dw, ceil)
+    y, idx = kernels.maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    yt, it = torch.nn.functional.max_pool2d(xt, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil, return_indices=True)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(idx, it.numpy())
+    dy = rng.standard_normal(y.shape)
+    yt.backward(torch.from_numpy(dy))
+    _assert_sum_equal(kernels.maxpool_backward(dy, idx, H, W), xt.grad.numpy())
+
+
 def test_maxpool_window_with_no_input_pixel(backend):
     """A dilated window whose taps all land in the padding: value -inf, index -1, no gradient (as PyTorch)."""
     x = np.array([[[[0.5]]]])

@@ -31,15 +31,15 @@ def test_scores_by_hand():
     ])
     s = scores(cm)
     total = 100
-    assert s["pixel_accuracy"] == pytest.approx(84 / total)
+    assert s["pixel_accuracy"] == pytest.approx(84 / total, rel=1e-12)
     acc = [50 / 55, 20 / 25, 14 / 20]
-    assert s["mean_accuracy"] == pytest.approx(np.mean(acc))
+    assert s["mean_accuracy"] == pytest.approx(np.mean(acc), rel=1e-12)
     # IoU = n_ii / (t_i + p_i - n_ii); columns p = (60, 22, 18)
     iou = [50 / (55 + 60 - 50), 20 / (25 + 22 - 20), 14 / (20 + 18 - 14)]
     np.testing.assert_allclose(s["per_class_iou"], iou)
     np.testing.assert_allclose(s["per_class_accuracy"], acc)
-    assert s["mean_iou"] == pytest.approx(np.mean(iou))
-    assert s["fw_iou"] == pytest.approx(0.55 * iou[0] + 0.25 * iou[1] + 0.20 * iou[2])
+    assert s["mean_iou"] == pytest.approx(np.mean(iou), rel=1e-12)
+    assert s["fw_iou"] == pytest.approx(0.55 * iou[0] + 0.25 * iou[1] + 0.20 * iou[2], rel=1e-12)
 
 
 def test_absent_class_is_nan_and_left_out_of_the_means():
@@ -54,10 +54,10 @@ def test_absent_class_is_nan_and_left_out_of_the_means():
     assert np.isnan(iou[2]) and np.isnan(s["per_class_accuracy"][2])
     # class 0: t=3, p=3, n=2 -> 2/4; class 1: t=2, p=3, n=2 -> 2/3; class 3: t=1, p=0, n=0 -> 0
     np.testing.assert_allclose([iou[0], iou[1], iou[3]], [0.5, 2 / 3, 0.0])
-    assert s["mean_iou"] == pytest.approx((0.5 + 2 / 3 + 0.0) / 3)
-    assert s["mean_accuracy"] == pytest.approx((2 / 3 + 1 + 0) / 3)
-    assert s["pixel_accuracy"] == pytest.approx(4 / 6)
-    assert s["fw_iou"] == pytest.approx(3 / 6 * 0.5 + 2 / 6 * 2 / 3 + 1 / 6 * 0.0)
+    assert s["mean_iou"] == pytest.approx((0.5 + 2 / 3 + 0.0) / 3, rel=1e-12)
+    assert s["mean_accuracy"] == pytest.approx((2 / 3 + 1 + 0) / 3, rel=1e-12)
+    assert s["pixel_accuracy"] == pytest.approx(4 / 6, rel=1e-12)
+    assert s["fw_iou"] == pytest.approx(3 / 6 * 0.5 + 2 / 6 * 2 / 3 + 1 / 6 * 0.0, rel=1e-12)
 
 
 def test_predicted_but_absent_class_has_zero_iou():
@@ -66,7 +66,7 @@ def test_predicted_but_absent_class_has_zero_iou():
     s = scores(confusion_matrix(truth, pred, 2))
     assert s["per_class_iou"] == [0.5, 0.0]  # class 1 predicted, never true: IoU 0, not NaN
     assert np.isnan(s["per_class_accuracy"][1])
-    assert s["mean_iou"] == pytest.approx(0.25)
+    assert s["mean_iou"] == pytest.approx(0.25, rel=1e-12)
 
 
 def test_empty_matrix_is_all_nan_without_warnings():
@@ -79,17 +79,43 @@ def test_empty_matrix_is_all_nan_without_warnings():
         assert np.isnan(s[key])
 
 
+def _loop_confusion(truth, pred, K, ignore_index=255):
+    """The independent count: one pixel at a time, rows = truth."""
+    cm = np.zeros((K, K), dtype=np.int64)
+    for t, p in zip(np.ravel(truth), np.ravel(pred)):
+        if t != ignore_index:
+            cm[t, p] += 1
+    return cm
+
+
+def _loop_mean_iou(cm):
+    """``nanmean_i n_ii / (t_i + p_i - n_ii)`` with plain Python sums, absent classes left out."""
+    K = len(cm)
+    ious = []
+    for i in range(K):
+        union = sum(cm[i][j] for j in range(K)) + sum(cm[j][i] for j in range(K)) - cm[i][i]
+        if union:
+            ious.append(cm[i][i] / union)
+    return sum(ious) / len(ious)
+
+
 def test_accumulating_over_batches_equals_one_matrix():
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 4, size=(6, 5, 7))
     truth[truth == 3] = 255
     pred = rng.integers(0, 3, size=(6, 5, 7))
     acc = ConfusionMatrix(3)
-    for i in range(0, 6, 4):
+    for i in range(0, 6, 4):  # batches of 4 and 2 images
         acc.update(truth[i : i + 4], pred[i : i + 4])
-    np.testing.assert_array_equal(acc.matrix, confusion_matrix(truth, pred, 3))
-    # and the one matrix is not the mean of per-batch scores
-    assert acc.scores()["mean_iou"] == pytest.approx(scores(confusion_matrix(truth, pred, 3))["mean_iou"])
+    expected = _loop_confusion(truth, pred, 3)
+    np.testing.assert_array_equal(acc.matrix, expected)
+    assert acc.matrix.sum() == np.count_nonzero(truth != 255)
+    # the scores come from that one matrix, not from the mean of per-batch scores
+    assert acc.scores()["mean_iou"] == pytest.approx(_loop_mean_iou(expected), rel=1e-12)
+    row_acc = [expected[i][i] / sum(expected[i]) for i in range(3) if sum(expected[i])]  # rows = truth
+    assert acc.scores()["mean_accuracy"] == pytest.approx(sum(row_acc) / len(row_acc), rel=1e-12)
+    per_batch = [_loop_mean_iou(_loop_confusion(truth[i : i + 4], pred[i : i + 4], 3)) for i in range(0, 6, 4)]
+    assert abs(np.mean(per_batch) - _loop_mean_iou(expected)) > 1e-3  # the data does tell the two apart
     acc.reset()
     assert acc.matrix.sum() == 0
 

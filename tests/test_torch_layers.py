@@ -45,6 +45,9 @@ CONV = [
     (1, 3, 2, 10, 9, (2, 3), 3, (0, 2), (3, 1), True),
     (2, 4, 5, 5, 6, 1, 1, 0, 1, True),
     (1, 2, 2, 7, 7, 7, 1, 0, 1, True),  # fc6-style: kernel = input
+    # stride 1, F <= C, padding <= d(k-1): conv2d_backward's flipped-kernel dx path
+    (2, 4, 3, 6, 7, 3, 1, 1, 1, True),
+    (1, 3, 3, 7, 6, (3, 2), 1, (2, 1), (1, 2), False),
 ]
 
 
@@ -218,6 +221,12 @@ def test_cross_entropy_all_ignored_is_where_we_differ_on_purpose():
     labels = np.full((1, 2, 2), 255)
     m = L.SoftmaxCrossEntropy()
     assert m.forward(logits, labels) == 0.0
-    assert not m.backward().any()
-    lt = tF.cross_entropy(T(logits), T(labels), ignore_index=255)
-    assert not np.isfinite(lt.item()) or lt.item() == 0.0
+    dlogits = m.backward()
+    assert dlogits.shape == logits.shape and not dlogits.any()
+    zt = T(logits, True)
+    lt = tF.cross_entropy(zt, T(labels), ignore_index=255)
+    assert np.isnan(lt.item())  # PyTorch: 0 / 0
+    lt.backward()
+    close(dlogits, zt.grad, "dlogits")  # the gradient, zero in both, is where we agree
+    # the sum over the (zero) valid pixels is defined in both, and 0 in both
+    assert tF.cross_entropy(T(logits), T(labels), ignore_index=255, reduction="sum").item() == 0.0
