@@ -1,6 +1,6 @@
 """The seed's PyTorch FCN-32s / FCN-16s / FCN-8s, with widths as parameters (needs the ``compare`` extra).
 
-Written line by line from the classes in the seed notes (``002_*.txt``):
+Written line by line from the PyTorch FCN classes of the study notes this project grew from:
 ``CBR`` blocks (``nn.Sequential(Conv2d, ReLU)``) for the backbone, ceil-mode
 pooling, 1x1 ``fc6``/``fc7`` (inside a CBR in FCN-32s, bare ``Conv2d`` + ReLU in
 16s/8s), and the transposed convolutions ``k64 s32 p16``, ``k4 s2 p1``,

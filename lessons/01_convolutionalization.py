@@ -8,7 +8,7 @@
 #
 # 1. compares the output shapes of classification and segmentation,
 # 2. shows why a fully connected layer **loses position** and **fixes the input size**,
-# 3. rewrites the seed's dense layer (200 units over a 100x7x7 map) as a 7x7
+# 3. rewrites the study notes' dense layer (200 units over a 100x7x7 map) as a 7x7
 #    convolution with 200 filters -- the same numbers, `[batch, 200]` vs `[batch, 200, 1, 1]`,
 # 4. feeds it a 448 image (a 14x14 map) and gets an **8x8 map of predictions**:
 #    every cell is the dense layer applied to one 7x7 window (the **sliding-window** view),
@@ -16,12 +16,16 @@
 # 6. proves that one pass of a convolutionalized classifier over a big image
 #    equals running the classifier on every window, at a fraction of the work,
 # 7. counts VGG16's **fc6 as a 7x7x512 -> 4096 convolution** (parameters kept) and
-#    says why this engine's FCN, like the seed's code, uses a 1x1 fc6.
+#    says why this engine's FCN, like the PyTorch FCN port it mirrors, uses a 1x1 fc6.
 #
-# Seed notes: `004_*.txt` (the 100x7x7 -> 200 example, 224 -> 448 gives 8x8),
-# `001_*.txt` (Convolutionalization, VGG16's fc6 as a (7x7x512) 4096-filter conv),
-# `000_*.txt` and `003_*.txt` ("FC layer를 삭제": position lost, input size fixed,
-# too many parameters; 1x1 convolution; "편의상 FC6을 7x7이 아닌 1x1 Conv로 대체").
+# Sources: the FCN paper (Long, Shelhamer & Darrell, "Fully Convolutional Networks for
+# Semantic Segmentation", arXiv:1411.4038), section 3.1 "Adapting classifiers for dense
+# prediction" (fully connected layers are convolutions whose kernels cover their whole
+# input; the map they give equals the classifier on every patch, the work of overlapping
+# patches shared) and section 4.1 (VGG16 convolutionalized); VGG16 itself: Simonyan &
+# Zisserman, arXiv:1409.1556 (fc6 = 4096 units over pool5's 7x7x512). The study notes'
+# examples: a dense layer of 200 units over a 100x7x7 map, and a 448 image whose 14x14 map
+# gives 8x8 predictions; the PyTorch port's 1x1 fc6 "for convenience".
 # Run: `python lessons/01_convolutionalization.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -104,14 +108,14 @@ lesson.check(refused is not None and str(fc1.in_features) in refused,
 lesson.check(f_big.shape[1:] == (8, 14, 14), "while the convolutions handled the 62x62 image without complaint")
 
 # %%
-lesson.step("Convolutionalization: the seed's dense layer 100x7x7 -> 200 is a 7x7 conv with 200 filters")
+lesson.step("Convolutionalization: the dense layer 100x7x7 -> 200 is a 7x7 conv with 200 filters")
 dense = Dense(100 * 7 * 7, 200, **f64, seed=5)  # 200 units, each a weighted sum of 100*7*7 = 4900 activations
 conv = dense_to_conv(dense.weight, dense.bias, (100, 7, 7))  # weight (200, 4900) -> (200, 100, 7, 7)
 fmap = rng.standard_normal((2, 100, 7, 7))
 y_dense = dense.forward(fmap.reshape(2, -1))  # flatten C-major, as torch's x.view(N, -1)
 y_conv = conv.forward(fmap)
-print(f"dense: weight {dense.weight.shape}, output {y_dense.shape}   (the seed's [batch size, 200])")
-print(f"conv:  weight {conv.weight.shape}, output {y_conv.shape}   (the seed's [batch size, 1, 1, 200] in"
+print(f"dense: weight {dense.weight.shape}, output {y_dense.shape}   (Keras writes [batch size, 200])")
+print(f"conv:  weight {conv.weight.shape}, output {y_conv.shape}   (Keras: [batch size, 1, 1, 200] in"
       f" TensorFlow's NHWC; NCHW here)")
 print("first 5 outputs of image 0, dense:", y_dense[0, :5], "\n                            conv: ",
       y_conv[0, :5, 0, 0])
@@ -136,7 +140,10 @@ lesson.close(y14, by_window, "each of the 64 cells equals the dense layer applie
 print("One map cell stands for 32x32 image pixels, so the window slides 32 pixels per step: "
       "cell (i, j) is\nthe classifier looking at the 224x224 crop that starts at pixel (32i, 32j) -- "
       "8 steps down, 8 across\n(exactly so when the convolutions are unpadded; step 7 proves it on a small net).")
-lesson.check((448 - 224) // 32 + 1 == 8, "(448 - 224)/32 + 1 = 8 crop positions per axis, as the map says")
+crops = range(0, 448 - 224 + 1, 32)  # top rows of the 224-pixel crops that fit in 448, 32 apart: 0, 32, ..., 224
+lesson.check(len(crops) == y14.shape[2] == y14.shape[3],
+             f"{len(crops)} crop positions per axis (0, 32, ..., 224) = the {y14.shape[2]}x{y14.shape[3]} map the "
+             f"conv returned")
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), gridspec_kw={"width_ratios": [14, 8]})
 axes[0].imshow(np.zeros((14, 14)), cmap="Greys", vmin=0, vmax=1)
@@ -181,14 +188,14 @@ for i in range(8):
 lesson.close(dense_map, windows, "cell (i, j) = the original classifier on the 34x34 crop at pixel (4i, 4j)")
 
 
-def conv_flops(h):
-    """Multiply-adds x 2 of the two 3x3 convolutions of `features` on an h x h image."""
-    h1 = conv_output_size(h, 3)
-    h2 = conv_output_size(h1 // 2, 3)
-    return 2 * (6 * 3 * 9 * h1 * h1 + 8 * 6 * 9 * h2 * h2)
+def conv_flops(x):
+    """FLOPs (2 per multiply-add) of the two 3x3 convolutions `features` runs on x, read off the engine's outputs."""
+    y1 = conv1.forward(x)  # each output entry is one 3x3xC_in dot product
+    y2 = conv2.forward(pool1.forward(relu1.forward(y1)))
+    return 2 * 9 * (y1.size * conv1.in_channels + y2.size * conv2.in_channels)
 
 
-once, per_window = conv_flops(62), conv_flops(34)
+once, per_window = conv_flops(big), conv_flops(big[:, :, :34, :34])
 print(f"backbone FLOPs: one pass over 62x62 {once:,};  64 separate 34x34 windows {64 * per_window:,}"
       f"  ({64 * per_window / once:.1f}x more)")
 lesson.check(64 * per_window > 10 * once,
@@ -211,11 +218,16 @@ lesson.save(fig, "whole_network_windows")
 lesson.step("VGG16's fc6 as a 7x7x512 -> 4096 conv keeps its parameters; this engine's fc6 is 1x1")
 fc6_dense = 512 * 7 * 7 * 4096 + 4096  # Linear(25088, 4096): pool5 of a 224 image flattened
 fc6_conv7 = int(np.prod((4096, 512, 7, 7))) + 4096  # the convolutionalized fc6
-fc6_conv1 = int(np.prod((4096, 512, 1, 1))) + 4096  # fc6 of the seed's FCN code: nn.Conv2d(512, 4096, 1)
+fc6_conv1 = int(np.prod((4096, 512, 1, 1))) + 4096  # fc6 of the PyTorch FCN port: nn.Conv2d(512, 4096, 1)
 print(f"fc6 as a dense layer 25088 -> 4096:   {fc6_dense:>12,} parameters")
 print(f"fc6 as a 7x7 conv, 512 -> 4096:       {fc6_conv7:>12,} parameters (the same weights, reshaped)")
-print(f"fc6 as a 1x1 conv, 512 -> 4096:       {fc6_conv1:>12,} parameters (the seed's FCN and this engine)")
-lesson.check(fc6_dense == fc6_conv7 == 102_764_544, "convolutionalization keeps VGG16's 102.8 M fc6 parameters")
+print(f"fc6 as a 1x1 conv, 512 -> 4096:       {fc6_conv1:>12,} parameters (the PyTorch port and this engine)")
+# (step 4 proved on real arrays that dense_to_conv keeps every parameter; VGG16's fc6 is too big to build here)
+engine_fc6 = FCN32s.state_shapes(21)  # the engine's full-size FCN-32s (VGG16 widths, fc 4096), shapes only
+n_fc6 = int(np.prod(engine_fc6["fc6.weight"])) + int(np.prod(engine_fc6["fc6.bias"]))
+print(f"the engine's full-size FCN-32s: fc6.weight {engine_fc6['fc6.weight']}, {n_fc6:,} parameters")
+lesson.check(engine_fc6["fc6.weight"] == (4096, 512, 1, 1) and n_fc6 == fc6_conv1,
+             f"the engine's fc6 is the 1x1 one: {n_fc6:,} parameters, about 1/49 of VGG16's 7x7 fc6")
 print(f"on a 224 image's 7x7 pool5 map: a 7x7 fc6 gives {conv_output_size(7, 7)}x{conv_output_size(7, 7)}, "
       f"a 1x1 fc6 gives {conv_output_size(7, 1)}x{conv_output_size(7, 1)} score cells")
 lesson.check(conv_output_size(7, 7) == 1 and conv_output_size(7, 1) == 7,
@@ -234,9 +246,17 @@ tiny = FCN32s.tiny(4, **f64, seed=0)
 print(f"this engine's FCN-32s (tiny preset): fc6 weight {tiny.fc6.weight.shape}, fc7 weight {tiny.fc7.weight.shape}")
 out = tiny.forward(rng.standard_normal((1, 3, 37, 53)))
 lesson.check(tiny.fc6.kernel_size == (1, 1) and out.shape == (1, 4, 37, 53),
-             "with a 1x1 fc6 (as the seed's code, 'for convenience') a 37x53 image works and keeps its size")
+             "with a 1x1 fc6 (as the PyTorch port, 'for convenience') a 37x53 image works and keeps its size")
 # The price: VGG's trained 7x7 fc6 weights do not fit a 1x1 fc6, so fc6 starts from scratch. This engine
 # trains its backbone from scratch anyway (no pretrained VGG offline), so it pays nothing.
 
 # %%
-lesson.done()
+lesson.done(summary=[
+    "A classifier outputs (N, classes); an FCN outputs (N, classes, H, W): a label per pixel.",
+    "Conv features move with the content; a dense layer keeps no position and refuses any other input size.",
+    "A dense layer over a 100x7x7 map is exactly a 7x7 conv with 200 filters; on a 14x14 map it gives 8x8 "
+        "predictions, each the dense layer on its window. Later dense layers are exactly 1x1 convs.",
+    "One pass of the convolutionalized classifier equals the classifier on all 64 crops, with over 10x less "
+        "backbone work.",
+    "The engine's fc6 is 1x1 (2.1 M parameters, not VGG16's 7x7 with 102.8 M), so any input size works.",
+], exercises=[])

@@ -13,8 +13,12 @@
 # 3. that col2im is **not** the inverse of im2col (it *sums* overlapping
 #    windows), but its **adjoint** (transpose), proved by the dot-product test.
 #
-# Seed notes: the convolution output-size formula of `004_*.txt`; the engine's
-# kernels are in `fcn_scratch/kernels/` (a Numba kernel and a NumPy twin each).
+# Sources: im2col + one GEMM as the way to run convolutions on BLAS: Chellapilla, Puri &
+# Simard, "High Performance Convolutional Neural Networks for Document Processing" (2006),
+# and Caffe (Jia et al., arXiv:1408.5093); convolution as a sparse matrix and its transpose:
+# Dumoulin & Visin, "A guide to convolution arithmetic for deep learning" (arXiv:1603.07285),
+# section 4.1. The engine's kernels are in `fcn_scratch/kernels/` (a Numba kernel and a
+# NumPy twin each).
 # Run: `python lessons/02_im2col_col2im.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -113,11 +117,14 @@ for k, s in [(1, 1), (3, 1), (5, 1), (7, 1), (3, 2), (2, 2)]:
     lesson.check(np.isclose(ratio, k * k / s**2),
                  f"k={k}, stride {s}, 'same' padding: k^2/s^2 = {ratio:g} patch entries per input entry")
 lesson.check(unfold(x, 2, 2).size == x.size, "k = s = 2: windows do not overlap, no blow-up at all")
-# VGG's conv1_2 (64 -> 64 channels, 3x3, padding 1) on one 224x224 image, in float32:
-C, H = 64, 224
-inp_mb, cols_mb = C * H * H * 4 / 2**20, C * 9 * H * H * 4 / 2**20
-print(f"VGG conv1_2 on a 224x224 image: input {inp_mb:.1f} MiB, patch matrix {cols_mb:.1f} MiB per image")
-lesson.check(np.isclose(cols_mb / inp_mb, 9), "the patch matrix of a 3x3 conv costs 9x the input's memory")
+# VGG's conv1_2 (64 -> 64 channels, 3x3, padding 1), in float32, measured on a 56x56 image (a quarter side):
+x64 = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
+cols64 = unfold(x64, 3, 1, 1)
+print(f"64 channels, 56x56, float32: input {x64.nbytes / 2**20:.2f} MiB, patch matrix {cols64.nbytes / 2**20:.2f} MiB"
+      f" ({cols64.dtype}); on a 224x224 image (16x the pixels): {16 * x64.nbytes / 2**20:.1f} MiB -> "
+      f"{16 * cols64.nbytes / 2**20:.1f} MiB per image")
+lesson.check(cols64.dtype == np.float32 and cols64.nbytes == 9 * x64.nbytes,
+             "the engine's float32 patch matrix of a 3x3 'same' conv takes exactly 9x the input's bytes")
 
 # %%
 lesson.step("col2im is NOT the inverse of im2col: it sums overlapping windows")
@@ -191,4 +198,11 @@ print("dY", dy.shape, "-> W^T dY", dcols.shape, "-> col2im ->", dx.shape)
 lesson.close(dx, fold(dcols, x.shape, 3, 2, 1), "conv backward: dx = col2im(W^T dY), the adjoint of im2col")
 
 # %%
-lesson.done()
+lesson.done(summary=[
+    "Column j of im2col is output pixel j's window; both kernels equal the plain loops for every stride, "
+        "padding and dilation.",
+    "W @ im2col(x) is the convolution.",
+    "The patch matrix holds k^2/s^2 entries per input entry: 9x the bytes for a 3x3 'same' conv.",
+    "col2im(im2col(x)) = x * count: col2im sums overlaps, it is not the inverse.",
+    "col2im is the adjoint (transpose) of im2col, and a convolution's dx is col2im(W^T dY).",
+], exercises=["im2col", "col2im"])

@@ -14,12 +14,17 @@
 # 6. checks it by **finite differences** against a *random* upstream gradient,
 #    and shows why an all-ones upstream gradient hides real bugs.
 #
-# Seed notes: `004_*.txt` (output size `o = (i + 2p - k)/s + 1`, `dilation_rate`
-# and the [[1,2,3]] example), `002_*.txt` (VGG's 3x3 convs with padding 1).
+# Sources: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning"
+# (arXiv:1603.07285), chapter 2 (output size with padding and stride) and section 5.1
+# (dilated convolutions); atrous convolution in DeepLab (Chen et al., arXiv:1412.7062) and
+# Yu & Koltun (arXiv:1511.07122); VGG's 3x3 convolutions with padding 1 (Simonyan &
+# Zisserman, arXiv:1409.1556, section 2.1); the study notes' dilation example (the filter
+# [1, 2, 3] at rate 4); gradient checks as in Stanford's CS231n (relative error, random
+# upstream gradient).
 # Run: `python lessons/03_convolution.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
-from _common import Lesson, draw_matrix  # first: puts the repo on sys.path, picks a headless backend
+from _common import Lesson, draw_matrix, sliding_window_animation  # first: repo on sys.path, headless backend
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -89,6 +94,18 @@ for ax, (s, p) in zip(axes[1:], outs):
 fig.suptitle("Stride and padding set the output size: H_out = floor((H + 2p - k)/s) + 1", fontsize=11, y=1.1)
 lesson.save(fig, "stride_padding")
 
+# Animated, in the style of Dumoulin & Visin's convolution arithmetic guide: a 3x3 kernel with
+# distinct weights slides over the same input, padding 1, stride 2. Each frame writes the engine's
+# output cell; first, every window (a column of im2col) dotted with K must give that cell.
+K_demo = np.array([[0.0, 1.0, 2.0], [2.0, 2.0, 0.0], [0.0, 1.0, 2.0]]).reshape(1, 1, 3, 3)
+y_demo, _ = conv2d_forward(x1, K_demo, stride=2, padding=1)
+windows = kernels.im2col(x1, 3, 3, 2, 2, 1, 1, 1, 1, 3, 3)[0]  # (9 taps, 9 windows): window t is frame t
+lesson.close(K_demo.ravel() @ windows, y_demo.ravel(), "each animation frame: window . K = the engine's output cell")
+lesson.save_animation(*sliding_window_animation(
+    padded[0, 0], K_demo[0, 0], y_demo[0, 0], stride=2, real=np.pad(np.ones((5, 5), bool), 1),
+    titles=("input 5x5 + padding 1 (white)", "kernel K", "output 3x3, stride 2"),
+    final="all 9 cells = conv2d_forward(x, K, stride=2, padding=1)"), "conv_sliding")
+
 # %%
 lesson.step("Dilation (atrous): the filter [1, 2, 3] at rate 4 is [1, 0, 0, 0, 2, 0, 0, 0, 3]")
 f = np.array([1.0, 2.0, 3.0]).reshape(1, 1, 1, 3)  # a 1x3 filter
@@ -97,13 +114,19 @@ dilated = np.zeros((1, 1, 1, rate * (3 - 1) + 1))
 dilated[..., ::rate] = f  # rate-1 zeros ("holes", French: trous) between the taps
 print("filter         ", f[0, 0, 0])
 print(f"dilated, rate {rate}", dilated[0, 0, 0])
-lesson.check(np.array_equal(dilated[0, 0, 0], [1, 0, 0, 0, 2, 0, 0, 0, 3]), "the dilated filter of the seed notes")
+# What the engine's conv does with dilation 4, read tap by tap: on a width-9 input the 1x3 filter fits once,
+# so the output is sum_u f[u] x[4u]; a one-hot input e_i returns the weight the engine puts on pixel i.
+seen = [conv2d_forward(np.eye(9)[i].reshape(1, 1, 1, 9), f, dilation=(1, rate))[0].item() for i in range(9)]
+print("the engine's weights on a 9-pixel window, one-hot probes:", seen)
+lesson.check(np.array_equal(seen, [1, 0, 0, 0, 2, 0, 0, 0, 3]),
+             "conv2d_forward at dilation 4 weighs the 9 pixels by [1, 0, 0, 0, 2, 0, 0, 0, 3] "
+             "(the study notes' example)")
 x = rng.standard_normal((1, 1, 3, 20))
 y_atrous, _ = conv2d_forward(x, f, dilation=(1, rate))
 y_explicit, _ = conv2d_forward(x, dilated)
 print("output widths:", y_atrous.shape[-1], "(dilation=4) and", y_explicit.shape[-1], "(explicit 1x9 filter)")
 lesson.close(y_atrous, y_explicit, "conv with dilation 4 == conv with the explicit dilated 1x9 filter")
-lesson.check(conv_output_size(20, 3, 1, 0, 4) == conv_output_size(20, 9) == 12,
+lesson.check(y_atrous.shape[-1] == conv_output_size(20, 3, 1, 0, 4) == 20 - 9 + 1,
              "the formula's d(k-1)+1 = 9 is the span of the dilated kernel")
 w3 = rng.standard_normal((2, 1, 3, 3))
 w5 = np.zeros((2, 1, 5, 5))
@@ -123,6 +146,18 @@ draw_matrix(axes[2], foot, "3x3 kernel at rate 2: 9 taps (1) spread over a 5x5 f
             fmt="{:.0f}", cmap="Greens", vmin=-0.3, vmax=1.3)
 fig.tight_layout()
 lesson.save(fig, "dilation")
+
+# Animated: a 3x3 kernel at rate 2 slides over a 7x7 input; its 9 taps skip a pixel in each direction.
+x_d = np.random.default_rng(30).integers(0, 4, (1, 1, 7, 7)).astype(float)  # own generator: rng's stream unchanged
+w_d = np.array([[1.0, 0.0, 2.0], [2.0, 1.0, 0.0], [0.0, 1.0, 1.0]]).reshape(1, 1, 3, 3)
+y_d, _ = conv2d_forward(x_d, w_d, dilation=2)
+windows = kernels.im2col(x_d, 3, 3, 1, 1, 0, 0, 2, 2, 3, 3)[0]  # taps 2 apart: (9 taps, 9 windows)
+lesson.close(w_d.ravel() @ windows, y_d.ravel(),
+             "each animation frame: the 9 dilated taps . w = the engine's output cell")
+lesson.save_animation(*sliding_window_animation(
+    x_d[0, 0], w_d[0, 0], y_d[0, 0], dilation=2,
+    titles=("input 7x7 (taps shaded)", "kernel w, dilation 2", "output 3x3"),
+    final="all 9 cells = conv2d_forward(x, w, dilation=2): a 5x5 field, 9 weights"), "dilation_sliding")
 
 # %%
 lesson.step("Backward: dW = sum_n dY_n cols_n^T,  db = sum of dY,  dx = col2im(W^T dY)")
@@ -230,4 +265,11 @@ ax.legend(loc="upper left", fontsize=8)
 lesson.save(fig, "gradcheck_ones_vs_random")
 
 # %%
-lesson.done()
+lesson.done(summary=[
+    "The engine's output sizes follow floor((H + 2p - d(k-1) - 1)/s) + 1.",
+    "Forward = im2col, one GEMM, plus the bias, equal to the 7-loop convolution.",
+    "Stride 2 is stride 1 subsampled, padding is a ring of zeros, and dilation 4 weighs pixels 0, 4, 8 by [1,"
+        " 2, 3].",
+    "The hand-derived dW, db and dx equal the engine's backward and pass finite differences.",
+    "An all-ones upstream gradient lets two buggy backward passes through; a random one catches both.",
+], exercises=["conv2d_forward", "conv2d_backward"])

@@ -8,13 +8,16 @@
 # 1. ReLU, its gradient, and why a finite-difference check must keep inputs
 #    away from the kink at 0,
 # 2. max-pooling forward with the winners' indices,
-# 3. **ceil mode**, and why the seed's FCN uses `MaxPool2d(2, stride=2, ceil_mode=True)`:
+# 3. **ceil mode**, and why the PyTorch FCN port uses `MaxPool2d(2, stride=2, ceil_mode=True)`:
 #    odd sizes keep their last row/column, and any input size survives five pools,
 # 4. **-inf padding** (a zero pad would beat negative activations),
 # 5. routing the gradient to the **argmax**, and what happens at **ties**.
 #
-# Seed notes: `002_*.txt` (the FCN classes: `nn.ReLU`, `nn.MaxPool2d(2, stride=2, ceil_mode=True)`),
-# `004_*.txt` (max-pooling and the indices max-unpooling reuses).
+# Sources: the PyTorch FCN port this engine mirrors (the study notes' FCN32s/16s/8s classes:
+# `nn.ReLU`, `nn.MaxPool2d(2, stride=2, ceil_mode=True)`) and, behind it, the original Caffe
+# FCN, whose pooling layer rounds its output size up; PyTorch's `MaxPool2d` documentation
+# (ceil mode, implicit -inf padding); Dumoulin & Visin (arXiv:1603.07285) chapter 3 (pooling
+# arithmetic); the pooling "switches" max-unpooling reuses: Zeiler & Fergus (arXiv:1311.2901).
 # Run: `python lessons/04_relu_maxpool.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -51,10 +54,12 @@ lesson.step("Why the check keeps inputs away from the kink at 0")
 h = 1e-6
 print("   x        numeric (f(x+h)-f(x-h))/2h   analytic")
 for x0, expected in [(0.0, 0.5), (3e-7, 0.65), (0.1, 1.0)]:
-    numeric = (max(x0 + h, 0) - max(x0 - h, 0)) / (2 * h)
+    f_plus, f_minus = relu_forward(np.array([x0 + h]))[0][0], relu_forward(np.array([x0 - h]))[0][0]
+    numeric = (f_plus - f_minus) / (2 * h)  # central difference of the engine's own ReLU
     analytic = relu_backward(np.ones(1), relu_forward(np.array([x0]))[1])[0]
     print(f"  {x0:<8g} {numeric:27.4f}   {analytic:8.1f}")
-    lesson.check(np.isclose(numeric, expected), f"x = {x0:g}: the central difference gives {expected}")
+    lesson.check(np.isclose(numeric, expected) and analytic == (1.0 if x0 > 0 else 0.0),
+                 f"x = {x0:g}: the engine's central difference gives {expected}, its backward {float(x0 > 0):g}")
 print("within h of 0 the difference straddles the kink and matches neither slope, so checks avoid it:")
 lesson.check(np.abs(gradcheck.away_from_kinks((1000,), rng)).min() >= 0.1 > h,
              "gradcheck.away_from_kinks draws |x| >= 0.1, far more than h = 1e-6 from the kink")
@@ -97,7 +102,7 @@ lesson.check(pool_output_size(5, 2, 2, 1, ceil_mode=True) == 3 == naive_rows,
              "a last window starting inside the right padding is dropped (PyTorch's rule)")
 
 # %%
-lesson.step("Why the seed's FCN pools in ceil mode: every size survives five pools")
+lesson.step("Why FCN pools in ceil mode: every size survives five pools")
 print("   H   after pool1..pool5 (floor)   after pool1..pool5 (ceil)   ceil(H/32)")
 for H in [224, 100, 37, 20]:
     sizes = {}
@@ -203,4 +208,11 @@ lesson.check(np.unique(x).size == x.size and np.diff(np.sort(x.ravel())).min() >
              "so gradient checks draw tie-free inputs: gradcheck.distinct_values, all >> h apart")
 
 # %%
-lesson.done()
+lesson.done(summary=[
+    "ReLU passes the gradient where x > 0; within h of the kink finite differences match neither slope.",
+    "Max-pool indices point at the window maxima; both kernels equal the plain loops.",
+    "Ceil mode keeps odd edges and leaves ceil(H/32) after five pools; floor mode drops rows or fails.",
+    "Padding is -inf: every pooled value is a real input value.",
+    "The gradient goes to each window's winner (summed over repeat wins); at a tie the first maximum takes it"
+        " all.",
+], exercises=["relu", "maxpool_forward", "maxpool_backward"])

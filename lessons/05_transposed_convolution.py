@@ -2,8 +2,8 @@
 # # Lesson 05: transposed convolution, three ways, proved equal
 #
 # FCN turns its coarse score map back into a full-size one with learnable
-# upsampling layers, `nn.ConvTranspose2d` in the seed's code (k64 s32 p16,
-# k4 s2 p1, ...). The seed notes describe the operation three ways; here the
+# upsampling layers, `nn.ConvTranspose2d` in the PyTorch FCN port (k64 s32 p16,
+# k4 s2 p1, ...). The study notes describe the operation three ways; here the
 # engine computes it all three ways and checks they agree:
 #
 # 1. **the scatter**: each input pixel stamps a scaled copy of the kernel
@@ -19,13 +19,17 @@
 # Then: why "deconvolution" is a misnomer (the transpose is not the inverse),
 # and what `output_padding` is for.
 #
-# Seed notes: `004_*.txt` (zero insertion: z = s-1, p' = k-p-1, the worked 2x2
-# example, o = (i-1)s + k - 2p), `002_*.txt` and `003_*.txt` ("Upsampling ==
-# Deconvolution == Transposed Convolution", and why "deconvolution" is not exact).
+# Sources: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning"
+# (arXiv:1603.07285), chapter 4 (the transpose of the convolution matrix; the same thing as
+# a direct convolution over a zero-inserted, padded input; o = s(i-1) + k - 2p + a); the FCN
+# paper (Long, Shelhamer & Darrell, arXiv:1411.4038), section 3.3 "Upsampling is backwards
+# strided convolution"; the study notes' zero-insertion recipe (z = s-1, p' = k-p-1), their
+# worked 2x2 example, and their remark that "deconvolution" is the usual but inexact name.
 # Run: `python lessons/05_transposed_convolution.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
-from _common import Lesson, draw_matrix  # first: puts the repo on sys.path, picks a headless backend
+from _common import (Lesson, animation_panels, cell_box, cell_lines, draw_matrix, place_box,  # first: repo on path
+                     set_matrix, sliding_window_animation)
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -39,7 +43,7 @@ from fcn_scratch.naive import conv_matrix, conv_transpose2d_matrix, conv_transpo
 lesson = Lesson("05_transposed_convolution", "Transposed convolution: scatter, zero insertion, matrix transpose")
 rng = np.random.default_rng(5)
 
-# The seed's worked example: a 2x2 input and a 2x2 kernel.
+# The study notes' worked example: a 2x2 input and a 2x2 kernel.
 X = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(1, 1, 2, 2)
 K = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(1, 1, 2, 2)  # ConvTranspose2d weight (C_in, C_out, kh, kw)
 
@@ -55,9 +59,13 @@ for i in range(2):
 Y = sum(stamps)
 print("sum of the stamps:\n", Y)
 lesson.check(np.array_equal(Y, conv_transpose2d_scatter(X, K)[0, 0]), "the sum equals naive.conv_transpose2d_scatter")
-lesson.check(np.array_equal(Y, [[0, 0, 1], [0, 4, 6], [4, 12, 9]]), "output [[0,0,1],[0,4,6],[4,12,9]]")
-centre = [stamp[1, 1] for stamp in stamps]
-lesson.check(centre == [0, 2, 2, 0] and Y[1, 1] == 4, "the centre cell is 0+2+2+0 = 4, as in the seed's figure")
+engine_Y = conv_transpose2d_forward(X, K)[0][0, 0]  # the engine's own transposed convolution
+lesson.check(np.array_equal(engine_Y, [[0, 0, 1], [0, 4, 6], [4, 12, 9]]),
+             "the engine's conv_transpose2d_forward gives the worked example's [[0,0,1],[0,4,6],[4,12,9]]")
+centre = [int(stamp[1, 1]) for stamp in stamps]
+print("the four stamps' centre cells:", centre)
+lesson.check(engine_Y[1, 1] == sum(centre) == 4,
+             "the engine's centre cell is the four stamps' centres added, 0+2+2+0 = 4, as in the study notes' figure")
 
 fig, axes = plt.subplots(1, 5, figsize=(14, 3.2))
 for ax, stamp, (i, j) in zip(axes, stamps, [(0, 0), (0, 1), (1, 0), (1, 1)]):
@@ -67,12 +75,63 @@ draw_matrix(axes[4], Y, "sum = transposed conv\ncentre: 0+2+2+0 = 4", fmt="{:.0f
 fig.suptitle("Scatter view: input [[0,1],[2,3]], kernel [[0,1],[2,3]], stride 1", fontsize=11, y=1.05)
 lesson.save(fig, "scatter")
 
+# Animated with stride 2, where each stamp moves 2 output pixels per input pixel and stamps overlap:
+# step 2's 2x2 input with a kernel that is not symmetric (so step 2's flip shows). The operation is
+# linear, so the output after t stamps is the engine's transposed conv of x with only its first t pixels.
+X_a = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2)
+K_a = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [2.0, 1.0, 1.0]]).reshape(1, 1, 3, 3)
+partial = [conv_transpose2d_forward(np.where(np.arange(4).reshape(X_a.shape) < t, X_a, 0), K_a, stride=2)[0][0, 0]
+           for t in range(5)]  # partial[t]: the first t pixels (row-major) stamped
+added = []
+for t in range(4):
+    i, j = divmod(t, 2)
+    stamp = np.zeros((5, 5))
+    stamp[2 * i : 2 * i + 3, 2 * j : 2 * j + 3] = X_a[0, 0, i, j] * K_a[0, 0]
+    added.append(np.array_equal(partial[t + 1] - partial[t], stamp))
+lesson.check(all(added), "each frame adds exactly x[i,j] * K at output rows 2i..2i+2, columns 2j..2j+2")
+lesson.close(partial[4], conv_transpose2d_scatter(X_a, K_a, stride=2)[0, 0], "the last frame is the whole scatter")
+
+fig, axes, caption = animation_panels([2, 3, 3, 5], (9.6, 3.9))
+draw_matrix(axes[0], X_a[0, 0], "input x", fmt="{:.0f}", cmap="Blues", vmin=-2, vmax=7)
+draw_matrix(axes[1], K_a[0, 0], "kernel K", fmt="{:.0f}", cmap="Greens", vmin=-1, vmax=6)
+stamp_im = draw_matrix(axes[2], np.full((3, 3), np.nan), "stamp x[i,j] * K", fmt="{:.0f}", cmap="Purples",
+                       vmin=-2, vmax=partial[4].max() + 2)
+out_im = draw_matrix(axes[3], np.full((5, 5), np.nan), "output 5x5, stride 2", fmt="{:.0f}", cmap="Purples",
+                     vmin=-2, vmax=partial[4].max() + 2)
+for ax, shape in zip(axes, [(2, 2), (3, 3), (3, 3), (5, 5)]):
+    cell_lines(ax, shape)
+in_box, footprint = cell_box(axes[0], 0, 0), cell_box(axes[3], 0, 0, 3, 3)
+
+
+def scatter_frame(f):
+    """Frame 2t: pixel t's stamp is shown and its place outlined; frame 2t+1: it is added. Frame 8: the result."""
+    t, done = divmod(f, 2)
+    if t == 4:
+        set_matrix(stamp_im, np.full((3, 3), np.nan))
+        set_matrix(out_im, partial[4])
+        in_box.set_visible(False), footprint.set_visible(False)
+        caption.set_text("sum of the 4 stamps = conv_transpose2d_forward(x, K, stride=2)")
+        return
+    i, j = divmod(t, 2)
+    touched = np.zeros((5, 5), bool)  # cells some stamp has reached so far: the others stay blank
+    for u in range(t + done):
+        touched[2 * (u // 2) : 2 * (u // 2) + 3, 2 * (u % 2) : 2 * (u % 2) + 3] = True
+    set_matrix(stamp_im, X_a[0, 0, i, j] * K_a[0, 0])
+    set_matrix(out_im, np.where(touched, partial[t + done], np.nan))
+    place_box(in_box, i, j), place_box(footprint, 2 * i, 2 * j)
+    caption.set_text(f"x[{i},{j}] = {X_a[0, 0, i, j]:.0f}: its stamp {X_a[0, 0, i, j]:.0f} * K "
+                     + ("is added in; overlapping cells sum" if done else f"goes to rows {2 * i}-{2 * i + 2}, "
+                        f"columns {2 * j}-{2 * j + 2} (stride 2)"))
+
+
+lesson.save_animation(fig, scatter_frame, 9, "scatter_stride2", fps=1.5)
+
 # %%
 lesson.step("Way 2, zero insertion: z = s-1 zeros between pixels, pad p' = k-p-1, stride-1 conv, flipped kernel")
 
 
 def by_zero_insertion(x, w, s, p, verbose=False):
-    """The seed's recipe, spelled out with the engine's pieces (single channel, square kernel)."""
+    """The zero-insertion recipe, spelled out with the engine's pieces (single channel, square kernel)."""
     k = w.shape[-1]
     z, p_ = s - 1, k - p - 1
     inserted = zero_insert(x, s)  # z = s-1 zeros between neighbours
@@ -93,9 +152,9 @@ lesson.check(np.array_equal(y1[0, 0], Y),
 # Why flipped: the stamp puts K[u, v] at offset (u, v) AFTER the input pixel; read from the
 # output pixel's side, the input pixel sits at offset -(u, v): the kernel runs backwards.
 lesson.check(not np.array_equal(conv2d_forward(padded1, K)[0][0, 0], Y), "without the flip the result is wrong")
-print("Note: the seed's figure adds up the centre 0+2+2+0 = 4 in this stride-1 case (z = 0); its step 3,\n"
+print("Note: the study notes' figure adds up the centre 0+2+2+0 = 4 in this stride-1 case (z = 0); its step 3,\n"
       "one zero between rows and columns (2x2 -> 3x3), is the stride-2 case (z = 1), next:")
-X_big = rng.standard_normal((1, 1, 2, 2))  # the seed's step 3: stride 2, one zero between rows and columns
+X_big = rng.standard_normal((1, 1, 2, 2))  # the notes' step 3: stride 2, one zero between rows and columns
 y2, inserted2, padded2, flipped2 = by_zero_insertion(X_big, rng.standard_normal((1, 1, 3, 3)), s=2, p=1, verbose=True)
 lesson.check(inserted2.shape[2:] == (3, 3), "stride 2: z = 1 zero between the pixels turns 2x2 into (2i-1) = 3x3")
 lesson.check(y2.shape[2:] == (3, 3), "k=3, s=2, p=1 on a 2x2 input: output (2-1)*2 + 3 - 2 = 3")
@@ -114,6 +173,18 @@ draw_matrix(axes[4], ys[0, 0], "stride-1 conv: 5x5\n(i-1)s+k-2p = 2+3-0 = 5", fm
 fig.suptitle("Zero insertion: transposed conv with k=3, s=2, p=0 as an ordinary convolution", fontsize=11, y=1.06)
 lesson.save(fig, "zero_insertion")
 lesson.check(np.array_equal(ys, conv_transpose2d_scatter(Xs, Ks, stride=2)), "the pictured example equals the scatter")
+
+# Animated: step 1's animated example (stride 2, a kernel that is not symmetric) as zero insertion.
+# The flipped kernel slides over the zero-inserted, padded input; the same output appears.
+y_a, inserted_a, padded_a, flipped_a = by_zero_insertion(X_a, K_a, s=2, p=0)
+real_a = pad_or_crop(zero_insert(np.ones_like(X_a), 2), (2, 2), (2, 2))[0, 0] == 1  # the 4 true pixels
+lesson.close(y_a[0, 0], partial[4], "zero insertion gives the scatter animation's last frame")
+lesson.close(conv_transpose2d_forward(X_a, K_a, stride=2, method="zero_insert")[0], y_a,
+             "and the engine's method='zero_insert' computes the same")
+lesson.save_animation(*sliding_window_animation(
+    padded_a[0, 0], flipped_a[0, 0], y_a[0, 0], real=real_a,
+    titles=("1 zero inserted, padded by k-p-1 = 2", "K flipped", "output 5x5, stride 1"),
+    final="the same 5x5 as the scatter: conv_transpose2d_forward(x, K, stride=2)"), "zero_insertion_sliding", fps=3)
 
 # %%
 lesson.step("Scatter == zero insertion == col2im, for every stride, padding, output padding, dilation")
@@ -248,7 +319,13 @@ except ValueError as err:
 lesson.check(rejected, "output_padding must be < max(stride, dilation): it only picks among sizes the conv merges")
 
 # %%
-lesson.step("FCN's upsampling layers use k = 2s, p = s/2: the output is exactly s times the input")
+lesson.step("The PyTorch FCN port's upsamplers use k = 2s, p = s/2: the output is exactly s times the input")
+# Where the rule comes from: the FCN paper (arXiv:1411.4038, sections 3.3 and 4.2) upsamples by "backwards
+# strided convolution" with k = 2s (upscore2 k4 s2, upscore8 k16 s8, upscore k64 s32), and its released Caffe
+# nets run those deconvolutions WITHOUT padding, then cut the output with a Crop layer at an offset (lesson 08
+# derives the offsets 19; 5, 27; 5, 9, 31 that its 100-pixel input padding makes necessary). The PyTorch port
+# this engine mirrors (the study notes' FCN32s/16s/8s classes) folds the crop into the layer instead: p = s/2.
+# In a transposed convolution, padding p just cuts p rows/columns off each side of the output:
 print("layer             k   s   p    7x7 score map ->")
 for name, k, s, p in [("upscore2", 4, 2, 1), ("upscore8", 16, 8, 4), ("upscore16", 32, 16, 8),
                       ("upscore32", 64, 32, 16)]:
@@ -258,7 +335,23 @@ for name, k, s, p in [("upscore2", 4, 2, 1), ("upscore8", 16, 8, 4), ("upscore16
 x = rng.standard_normal((1, 2, 7, 7))
 w = np.zeros((2, 2, 64, 64))
 y, _ = conv_transpose2d_forward(x, w, stride=32, padding=16)
-lesson.check(y.shape == (1, 2, 224, 224), "the seed's FCN-32s upscore32 (k64 s32 p16) turns 7x7 into 224x224")
+lesson.check(y.shape == (1, 2, 224, 224), "the port's FCN-32s upscore32 (k64 s32 p16) turns 7x7 into 224x224")
+for k, s in [(4, 2), (16, 8), (64, 32)]:
+    w = rng.standard_normal((2, 2, k, k))
+    unpadded, _ = conv_transpose2d_forward(x, w, stride=s)  # the paper's Caffe deconvolution: p = 0
+    padded, _ = conv_transpose2d_forward(x, w, stride=s, padding=s // 2)
+    print(f"k={k:2d} s={s:2d}: unpadded 7x7 -> {unpadded.shape[2]}x{unpadded.shape[3]}, crop offset {s // 2} -> "
+          f"{padded.shape[2]}x{padded.shape[3]}")
+    lesson.close(unpadded[:, :, s // 2 : s // 2 + 7 * s, s // 2 : s // 2 + 7 * s], padded,
+                 f"k={k} s={s}: the unpadded deconvolution cropped at offset s/2 = {s // 2} == padding p = s/2")
 
 # %%
-lesson.done()
+lesson.done(summary=[
+    "Scatter, zero insertion (z = s-1, p' = k-p-1, flipped kernel) and col2im give the same transposed "
+        "convolution for every stride, padding, output padding and dilation.",
+    "A transposed convolution is C^T, the backward pass of the convolution, and passes the dot-product test.",
+    "It is not the inverse: conv_transpose(conv(x)) = C^T C x, not x.",
+    "output_padding picks which of the input sizes a strided conv merges comes back.",
+    "k = 2s, p = s/2 gives exactly s times the input, the same as the paper's unpadded deconvolution cropped "
+        "at s/2.",
+], exercises=["conv_transpose_zero_insert"])

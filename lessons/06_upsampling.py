@@ -2,7 +2,7 @@
 # # Lesson 06: upsampling -- nearest, bilinear, bed of nails, max-unpooling, and the checkerboard
 #
 # FCN's score map is 32 times smaller than the image; upsampling brings it
-# back. The seed notes list four fixed ways to enlarge a map, and FCN's own,
+# back. The study notes list four fixed ways to enlarge a map, and FCN's own,
 # learnable one (the transposed convolution of lesson 05) starts as one of them.
 # This lesson runs each from `fcn_scratch.upsample`:
 #
@@ -19,18 +19,20 @@
 # 7. the **checkerboard** artifact of a transposed convolution whose kernel is
 #    not a multiple of its stride (k = 3, s = 2: uneven overlap), and why k = 2s
 #    avoids it (constant in, constant interior out).
-# 8. **shift and stitch**, the seed's other route from a coarse map to a dense one.
+# 8. **shift and stitch**, the FCN paper's other route from a coarse map to a dense one.
 #
-# Seed notes: `004_*.txt` ("주로 사용되는 upsampling 기법": nearest neighbors,
-# bi-linear interpolation, bed of nails, max-unpooling; "checkerboard effect ...
-# uneven overlap ... kernel size of 2x2 or 4x4 when having a stride of 2"),
-# `001_*.txt` and `002_*.txt` (Bilinear Interpolation; backwards convolution
-# initialised to bilinear interpolation; "Interpolation, Deconvolution, Unpooling,
-# Shift and stitch").
+# Sources: Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts" (Distill,
+# 2016, doi:10.23915/distill.00003): uneven overlap when the kernel size is not divisible by
+# the stride; the FCN paper (Long, Shelhamer & Darrell, arXiv:1411.4038), section 3.3
+# (upsampling as backwards convolution, initialised to bilinear interpolation) and section
+# 3.2 (shift-and-stitch); max-unpooling with the pooling switches: Zeiler & Fergus
+# (arXiv:1311.2901), SegNet (Badrinarayanan et al., arXiv:1511.00561); the study notes' list
+# of upsampling methods (nearest neighbour, bilinear, bed of nails, max-unpooling).
 # Run: `python lessons/06_upsampling.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
-from _common import Lesson, draw_matrix  # first: puts the repo on sys.path, picks a headless backend
+from _common import (Lesson, animation_panels, cell_box, cell_lines, draw_matrix, place_box,  # first: repo on path
+                     set_matrix)
 
 import math
 
@@ -90,7 +92,8 @@ lesson.close(up[1:-1, 1:-1], (src_r[:, None] + 10 * src_c[None, :])[1:-1, 1:-1],
 edge = BilinearUpsample(1, 2).forward(np.ones((1, 1, 3, 3)))[0, 0, 2]
 print("ones(3, 3) upsampled x2, a middle row:", edge)
 lesson.close(edge, [0.75, 1, 1, 1, 1, 0.75], "at the border it blends with the zeros beyond the edge (3/4)")
-# FCN's upsamplers are these very layers, made learnable: x2, x8, x16, x32 with k = 2s, p = s/2.
+# FCN's upsamplers are these very layers, made learnable: x2, x8, x16, x32 with k = 2s (the paper's Caffe
+# nets leave them unpadded and crop afterwards; the PyTorch port pads p = s/2 instead, lesson 05).
 for s in (2, 8, 16, 32):
     k, p = bilinear_geometry(s)
     up_layer = ConvTranspose2d(2, 2, k, stride=s, padding=p, dtype=np.float64, seed=0)
@@ -148,8 +151,59 @@ for ax in axes[0, 1:]:
 for ax in (axes[1, 1], axes[1, 3]):  # the four 2x2 pooling windows
     ax.axhline(1.5, color="black", lw=2), ax.axvline(1.5, color="black", lw=2)
 fig.tight_layout()
-fig.suptitle("Fixed upsampling methods of the seed notes (values written in the cells)", fontsize=12, y=1.02)
+fig.suptitle("Fixed upsampling methods: nearest, bilinear, bed of nails, max-unpooling (values in the cells)",
+             fontsize=12, y=1.02)
 lesson.save(fig, "methods")
+
+# Animated: pooling records, window by window, the max and where it was (the engine's `indices`);
+# unpooling then puts each max back at its index. The frames show the engine's pooled, indices and unpooled.
+windows = before[0, 0].reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4)  # row t: window t's 4 pixels
+lesson.check(np.array_equal(before.ravel()[indices.ravel()], windows.max(axis=1)),
+             "each index the animation marks holds its window's maximum")
+blank2, blank4 = np.full((2, 2), np.nan), np.full((4, 4), np.nan)
+fig, axes, caption = animation_panels([4, 2, 2, 4], (9.6, 3.7))
+draw_matrix(axes[0], before[0, 0], "x: before max-pooling", fmt="{:.0f}", cmap="Greens", vmin=-3, vmax=18)
+pooled_im = draw_matrix(axes[1], blank2, "MaxPool2d(2)", fmt="{:.0f}", cmap="Greens", vmin=-3, vmax=18)
+index_im = draw_matrix(axes[2], blank2, "indices\n(flat h*4 + w)", fmt="{:.0f}", cmap="Greys", vmin=0, vmax=60)
+unpooled_im = draw_matrix(axes[3], blank4, "MaxUnpool2d(2)", fmt="{:.0f}", cmap="Greens", vmin=-3, vmax=18)
+for ax, n in zip(axes, (4, 2, 2, 4)):
+    cell_lines(ax, (n, n))
+window_boxes = [cell_box(axes[0], 0, 0, 2, 2), cell_box(axes[3], 0, 0, 2, 2)]
+winner_boxes = [cell_box(ax, 0, 0, color="gold", lw=3.5, inset=0.1) for ax in (axes[0], axes[3])]
+small_boxes = [cell_box(axes[1], 0, 0), cell_box(axes[2], 0, 0)]
+
+
+def unpool_frame(f):
+    """Frames 0-3 pool window t, frames 4-7 unpool it, frame 8 shows the result."""
+    phase, t = divmod(f, 4)
+    i, j = divmod(t, 2)
+    done_pool = np.arange(4).reshape(2, 2) <= (3 if phase else t)
+    set_matrix(pooled_im, np.where(done_pool, pooled[0, 0], np.nan))
+    set_matrix(index_im, np.where(done_pool, indices[0, 0], np.nan))
+    done_unpool = np.kron(np.arange(4).reshape(2, 2) <= (t if phase == 1 else 3 if phase == 2 else -1),
+                          np.ones((2, 2), bool))
+    set_matrix(unpooled_im, np.where(done_unpool, unpooled[0, 0], np.nan))
+    for box in window_boxes + winner_boxes + small_boxes:
+        box.set_visible(phase < 2)
+    if phase == 2:
+        caption.set_text("unpooled = MaxUnpool2d(2)(pooled, indices): each max at its index, 0 elsewhere")
+        return
+    r, c = divmod(int(indices[0, 0, i, j]), 4)
+    for box in window_boxes:
+        place_box(box, 2 * i, 2 * j)
+    for box in winner_boxes:
+        place_box(box, r, c)
+    for box in small_boxes:
+        place_box(box, i, j)
+    window_boxes[phase].set_visible(True), window_boxes[1 - phase].set_visible(False)
+    winner_boxes[1 - phase].set_visible(phase == 1)
+    v = f"{pooled[0, 0, i, j]:.0f}"
+    caption.set_text(f"pool window ({i},{j}): max {v} at row {r}, column {c}: flat index {r}*4 + {c} = {4 * r + c}"
+                     if phase == 0 else f"unpool: {v} goes back to index {4 * r + c} = (row {r}, column {c});"
+                                        " the window's 3 other cells get 0")
+
+
+lesson.save_animation(fig, unpool_frame, 9, "maxpool_unpool", fps=1.5)
 
 # %%
 lesson.step("All four are linear maps; each backward pass is the transpose: <up(x), g> == <x, up_backward(g)>")
@@ -200,9 +254,50 @@ fig.suptitle("Transposed convolution of a constant 5x5 input (all ones): the pat
              fontsize=12, y=1.08)
 lesson.save(fig, "checkerboard")
 
+# Animated: a constant 3x3 input, each pixel stamping a kernel of ones, through the same two layers;
+# every output cell counts the stamps that cover it. The frames are the engine's outputs for the input
+# with only its first t pixels on (the layer is linear), so the last frame is the layer's output.
+order = np.arange(9).reshape(1, 1, 3, 3)
+counts3 = [conv_transpose2d_forward((order < t).astype(float), ones3, stride=2, padding=1, output_padding=1)[0][0, 0]
+           for t in range(10)]
+counts4 = [conv_transpose2d_forward((order < t).astype(float), ones4, stride=2, padding=1)[0][0, 0] for t in range(10)]
+lesson.check(all(np.all(np.diff(c, axis=0) >= 0) for c in (counts3, counts4)),
+             "the counts only grow, frame by frame: stamps add up")
+lesson.check(set(np.unique(counts3[9][1:-1, 1:-1])) == {1.0, 2.0, 4.0} and np.all(counts4[9][1:-1, 1:-1] == 4),
+             "the last frame: k=3 interior 1, 2, 4 (checkerboard), k=4 interior constant 4")
+fig, axes, caption = animation_panels([3, 6, 6], (9.6, 4.3))
+draw_matrix(axes[0], np.ones((3, 3)), "constant input 3x3", fmt="{:.0f}", cmap="Blues", vmin=0, vmax=3)
+count_ims = [draw_matrix(ax, np.full((6, 6), np.nan), title, fmt="{:.0f}", cmap="magma", vmin=0, vmax=4.5)
+             for ax, title in zip(axes[1:], ("k=3, s=2, p=1, output_padding=1:\nstamps overlap unevenly",
+                                             "k=4 = 2s, s=2, p=1:\nstamps overlap evenly"))]
+for ax, n in zip(axes, (3, 6, 6)):
+    cell_lines(ax, (n, n))
+pixel_box = cell_box(axes[0], 0, 0)
+stamp_boxes = [cell_box(ax, 0, 0, k, k, color="tab:cyan", lw=3, clip_on=True) for ax, k in zip(axes[1:], (3, 4))]
+
+
+def checkerboard_frame(t):
+    """Frame t < 9: input pixel t has stamped; frame 9: the whole output."""
+    for im, counts in zip(count_ims, (counts3, counts4)):
+        set_matrix(im, np.where(counts[min(t + 1, 9)] > 0, counts[min(t + 1, 9)], np.nan))
+    for box in [pixel_box, *stamp_boxes]:
+        box.set_visible(t < 9)
+    if t == 9:
+        caption.set_text("interior: 1, 2, 4 for k=3 (a checkerboard); 4 everywhere for k=4")
+        return
+    i, j = divmod(t, 3)
+    pixel_box.set_xy((j - 0.5, i - 0.5))
+    for box in stamp_boxes:  # the stamp starts at 2i - p; cut at the output's edge (that is what p does)
+        place_box(box, 2 * i - 1, 2 * j - 1)
+    caption.set_text(f"input pixel ({i},{j}) stamps a kernel of ones, top-left at output ({2 * i - 1},{2 * j - 1})"
+                     f" = 2*({i},{j}) - padding 1; each cell counts its stamps")
+
+
+lesson.save_animation(fig, checkerboard_frame, 10, "checkerboard_overlap", fps=1.5)
+
 # %%
-lesson.step("Shift and stitch: the seed's other way to a dense map -- s^2 shifted passes, interleaved")
-# The seed lists four ways from a coarse map to a dense one: interpolation, deconvolution, unpooling, and
+lesson.step("Shift and stitch: the other way to a dense map -- s^2 shifted passes, interleaved")
+# Four ways lead from a coarse map to a dense one: interpolation, deconvolution, unpooling, and
 # shift and stitch. The last one upsamples nothing: run the stride-s network on the input shifted by every
 # (a, b) in {0..s-1}^2 and interleave the s^2 coarse outputs. The FCN paper tried it and chose learned
 # upsampling instead: s^2 = 1024 passes for stride 32. Here with one stride-2 layer:
@@ -218,4 +313,13 @@ for a in range(2):
 lesson.close(stitched, dense, "the 4 interleaved stride-2 outputs are exactly the stride-1 (dense) output")
 
 # %%
-lesson.done()
+lesson.done(summary=[
+    "Nearest copies s x s blocks, bed of nails keeps one pixel per block, and max-unpooling puts each maximum"
+        " back at its index.",
+    "The bilinear kernel follows f = ceil(k/2); a transposed conv carrying it is bilinear upsampling, exact "
+        "on ramps inside the map.",
+    "A fresh FCN-8s starts its upsamplers as bilinear interpolation.",
+    "Each fixed upsampler's backward pass is its adjoint (dot-product test).",
+    "k = 3, s = 2 overlaps unevenly (a checkerboard); k = 2s overlaps evenly.",
+    "Shift and stitch: s^2 shifted stride-s passes interleave into the dense output.",
+], exercises=["bilinear_kernel"])

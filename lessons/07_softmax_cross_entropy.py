@@ -12,8 +12,12 @@
 #    pixels, plain sum), what the engine does and why,
 # 5. the gradient `(softmax - onehot) / V`, checked by finite differences.
 #
-# Seed notes: `000_*.txt`/`002_*.txt` ("모든 픽셀의 class를 예측"; the FCN output
-# `(N, num_classes, H, W)`), `003_*.txt` (training the FCN on per-pixel labels).
+# Sources: the FCN paper (Long, Shelhamer & Darrell, arXiv:1411.4038), section 3 (the loss
+# is a sum over the spatial dimensions of per-pixel losses) and section 4.1 (a per-pixel
+# multinomial logistic loss); its released Caffe solvers (unnormalised loss, base_lr 1e-10,
+# momentum 0.99, batch 1); PASCAL VOC's void label 255 (Everingham et al., "The PASCAL
+# Visual Object Classes (VOC) Challenge", IJCV 2010); PyTorch's
+# `CrossEntropyLoss(ignore_index=...)`, whose mean also divides by the non-ignored count.
 # Run: `python lessons/07_softmax_cross_entropy.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -35,6 +39,16 @@ def probabilities(logits, labels):
     """The engine keeps softmax(logits) in the forward cache for the backward pass; fetch it."""
     _, cache = softmax_cross_entropy_forward(logits, labels)
     return cache[0]
+
+
+def per_pixel_loss(logits, labels):
+    """-log softmax(logits)[label] at every pixel (N, H, W), by log-sum-exp in plain NumPy: not the engine's code.
+
+    Void pixels (255) get the loss of class 0; callers select the valid ones.
+    """
+    top = logits.max(axis=1)
+    lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+    return lse - np.take_along_axis(logits, np.where(labels == 255, 0, labels)[:, None], axis=1)[:, 0]
 
 
 # %%
@@ -60,10 +74,13 @@ z = np.array([1000.0, 1001.0, 1002.0])
 with np.errstate(over="ignore", invalid="ignore"):
     naive = np.exp(z) / np.exp(z).sum()  # inf / inf
 stable = np.exp(z - z.max()) / np.exp(z - z.max()).sum()  # exp of [-2, -1, 0]: no overflow
-print("logits", z, "\nnaive  exp(z)/sum exp(z):", naive, "\nstable, z - max(z) first:", stable)
-lesson.check(np.isnan(naive).all(), "naive softmax of [1000, 1001, 1002] is nan (exp(1000) = inf, inf/inf)")
+print("logits", z, "\nnaive  exp(z)/sum exp(z):", naive, " (exp(1000) = inf, inf/inf = nan)"
+      "\nstable, z - max(z) first:", stable)
 big = z.reshape(1, 3, 1, 1)
 label2 = np.array([[[2]]])
+p_big = probabilities(big, label2)[0, :, 0, 0]
+print("the engine's softmax:    ", p_big)
+lesson.close(p_big, stable, "the engine's softmax of [1000, 1001, 1002] is finite and exact where the naive one is nan")
 loss_big = SoftmaxCrossEntropy()(big, label2)
 print(f"engine loss for label 2: {loss_big:.6f} = -log({stable[2]:.6f})")
 lesson.close(loss_big, -np.log(stable[2]), "the engine's loss is finite and exact")
@@ -72,7 +89,12 @@ lesson.close(loss_big, SoftmaxCrossEntropy()(big - 1000, label2),
 with np.errstate(over="ignore"):
     f32_overflow = np.exp(np.float32(89.0))
 print("in float32, the engine's default dtype, exp overflows already at 89:", f32_overflow)
-lesson.check(np.isinf(f32_overflow), "float32 exp(89) = inf, so logits of ~100 would break a naive softmax")
+z32 = np.array([100.0, 100.5, 101.0], dtype=np.float32).reshape(1, 3, 1, 1)  # naive exp: inf, inf, inf
+loss32 = SoftmaxCrossEntropy()(z32, label2)
+exact = float(np.log1p(np.exp(-1.0) + np.exp(-0.5)))  # -log p[2] = log(e^-1 + e^-0.5 + e^0), in float64
+print(f"float32 logits [100, 100.5, 101], label 2: engine loss {loss32:.7f}, exact (float64) {exact:.7f}")
+lesson.close(loss32, exact, "float32 logits of ~100 (past exp's overflow at 89): the engine's loss is still exact",
+             rtol=1e-6)
 # The other end: a very wrong prediction. p = exp(-1000) underflows to 0 and -log(0) = inf,
 # but log-sum-exp keeps the loss exact: log(e^-1000 + e^0) - (-1000) = 1000.
 wrong = np.array([-1000.0, 0.0]).reshape(1, 2, 1, 1)
@@ -80,8 +102,7 @@ with np.errstate(divide="ignore"):
     naive_loss = -np.log(np.exp(-1000.0) / (np.exp(-1000.0) + 1.0))
 loss_wrong = SoftmaxCrossEntropy()(wrong, np.array([[[0]]]))
 print(f"logits [-1000, 0], label 0: naive -log p = {naive_loss}, engine = {loss_wrong}")
-lesson.check(np.isinf(naive_loss) and loss_wrong == 1000.0,
-             "log-sum-exp gives the exact loss 1000 where the naive form gives inf")
+lesson.check(loss_wrong == 1000.0, "log-sum-exp gives the exact loss 1000 (the naive form gives inf)")
 
 # %%
 lesson.step("ignore_index = 255: void pixels give neither loss nor gradient")
@@ -92,6 +113,7 @@ radius = np.hypot(yy - 7.5, xx - 6.5)
 labels = np.zeros((1, 16, 22), dtype=np.int64)
 labels[0][radius <= 5.5] = 1
 labels[0, 3:13, 13:20] = 2
+void_free = labels.copy()  # the same scene before any pixel is voided (step 4 starts from it)
 labels[0][(radius > 4.5) & (radius <= 5.5)] = 255  # the disc's rim
 labels[0, 3:13, 13:20][[0, -1], :] = 255  # the square's outline
 labels[0, 3:13, 13:20][:, [0, -1]] = 255
@@ -102,7 +124,7 @@ layer = SoftmaxCrossEntropy(ignore_index=255)
 loss = layer(logits, labels)
 dlogits = layer.backward()
 p = probabilities(logits, labels)
-per_pixel = -np.log(np.take_along_axis(p, np.where(valid, labels, 0)[:, None], axis=1)[:, 0])
+per_pixel = per_pixel_loss(logits, labels)
 print(f"{labels.size} pixels, {labels.size - V} labelled 255, V = {V} valid; loss = {loss:.6f}")
 lesson.close(loss, per_pixel[valid].mean(), "the loss is the mean of -log p[label] over the V valid pixels only")
 scrambled = logits.copy()
@@ -149,9 +171,12 @@ print(f"mean over valid pixels:  {loss:.5f}   (engine: divide by V = {V})")
 print(f"mean over all pixels:    {loss * V / labels.size:.5f}   (divide by N*H*W = {labels.size}, void included)")
 print(f"sum over valid pixels:   {loss * V:.5f}   (no division; the authors' Caffe FCN, 'normalize: false')")
 lesson.close(loss * V, per_pixel[valid].sum(), "sum = V * mean-over-valid")
+# Start from the scene before any pixel was voided (no 255 at all), then hide a growing random fraction.
 fractions, curves = [0.0, 0.2, 0.4, 0.6, 0.8], {"mean over valid (engine)": [], "mean over all pixels": [], "sum": []}
-base = np.tile(labels, (1, 4, 4))  # a 32x40 scene
+base = np.tile(void_free, (1, 4, 4))  # a 64x88 scene, every pixel labelled
 base_logits = np.tile(logits, (1, 1, 4, 4))
+base_loss = per_pixel_loss(base_logits, base)  # independent per-pixel losses
+independent = []  # mean over all pixels, from the independent per-pixel losses
 for f in fractions:
     lab = base.copy()
     lab[rng.random(lab.shape) < f] = 255  # hide a fraction f of the pixels
@@ -159,10 +184,15 @@ for f in fractions:
     v = int((lab != 255).sum())
     for key, value in zip(curves, [m, m * v / lab.size, m * v]):
         curves[key].append(value)
+    independent.append(base_loss[lab != 255].sum() / lab.size)
+    if f == 0.0:
+        print(f"fraction 0.0: {lab.size - v} of {lab.size} pixels void (the void-free scene)")
 print("fraction ignored:      ", fractions)
 for key, vals in curves.items():
     print(f"{key:24s}", np.round(vals, 3))
 mv, ma = np.array(curves["mean over valid (engine)"]), np.array(curves["mean over all pixels"])
+lesson.close(ma, independent, "engine mean x V / (N*H*W) == the independent per-pixel losses summed over valid "
+             "pixels / N*H*W: the engine divides by the valid count V")
 lesson.check(np.ptp(mv) / mv.mean() < 0.1, "mean over valid pixels barely moves as more pixels are ignored")
 lesson.check(ma[-1] < 0.35 * ma[0], "mean over all pixels shrinks with the valid fraction: void pixels dilute the step")
 sizes, size_curves = [1, 2, 3, 4], {"mean": [], "sum": []}
@@ -171,7 +201,8 @@ for t in sizes:  # the same scene tiled t x t: t^2 times the pixels
     size_curves["mean"].append(m)
     size_curves["sum"].append(m * V * t * t)
 lesson.close(size_curves["mean"], [loss] * 4, "the mean does not depend on the image size")
-lesson.close(size_curves["sum"], [loss * V * t * t for t in sizes], "the sum grows with the number of pixels")
+lesson.close(size_curves["sum"], [t * t * per_pixel[valid].sum() for t in sizes],
+             "the sum (engine mean x valid count) grows with the pixels: t^2 x the independent sum")
 lesson.check(SoftmaxCrossEntropy()(logits, np.full_like(labels, 255)) == 0.0,
              "no valid pixel at all: loss 0 (not 0/0 = nan)")
 print("Why the engine takes the mean over valid pixels: the learning rate then means the same thing for any\n"
@@ -214,4 +245,11 @@ lesson.check(errors["logits"] < gradcheck.TOL_SMOOTH,
              f"the gradient check passes (< TOL_SMOOTH = {gradcheck.TOL_SMOOTH:g})")
 
 # %%
-lesson.done()
+lesson.done(summary=[
+    "The loss is the mean of -log softmax[label] over the valid pixels, equal to the naive loop.",
+    "Subtracting the max keeps softmax and loss exact for logits of 1000, and of 100 in float32.",
+    "Pixels labelled 255 give neither loss nor gradient; other labels outside [0, C) are errors.",
+    "Dividing by the valid count keeps the loss steady as void and image size grow; the mean over all pixels "
+        "and the sum do not.",
+    "The gradient is (softmax - onehot)/V on valid pixels, and passes finite differences.",
+], exercises=["softmax_cross_entropy"])

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 08: FCN-32s, FCN-16s, FCN-8s
 #
-# The three networks of the paper, as the seed's PyTorch classes write them
+# The three networks of the paper, as a PyTorch port writes them
 # and `fcn_scratch.models` implements them (forward *and* backward by hand):
 # a VGG16 backbone with ceil-mode pooling, fc6/fc7 as 1x1 convolutions,
 # a 1x1 `score_fr`, and transposed convolutions back to the input size --
@@ -14,16 +14,19 @@
 # 3. the **crop/alignment rule** (`crop_plan`, `pooled_sizes`): top-left, offset 0,
 # 4. the original paper's **100-pixel padding** of conv1_1 and its crop offsets
 #    (19; 5, 27; 5, 9, 31), derived, and why this engine needs neither,
-# 5. proves the seed's upsampler settings (k64 s32 p16, k4 s2 p1, k32 s16 p8,
+# 5. proves the PyTorch port's upsampler settings (k64 s32 p16, k4 s2 p1, k32 s16 p8,
 #    k16 s8 p4) give exactly x32, x2, x16, x8 by the output-size formula,
 # 6. Dropout2d in fc6/fc7,
 # 7. gradient-checks a whole tiny FCN-8s in float64.
 #
-# Seed notes: `002_*.txt` (the FCN32s/16s/8s classes, "FCN 모델 구현"; skip
-# connection code), `003_*.txt` ("2.4 FCN에서 성능을 향상시키기 위한 방법": 1x1 fc6,
-# Dropout, Deconv k64 s32 p16, skip connections; "4. Further Reading": 100 zero
-# padding on conv1's first conv, then Crop), `001_*.txt` and `000_*.txt`
-# (Skip Architecture: score layers initialised to 0, deconvolutions bilinear).
+# Sources: the FCN paper (Long, Shelhamer & Darrell, arXiv:1411.4038), section 4.1 (VGG16
+# convolutionalized, a 1x1 class-score layer, upsampling initialised bilinear) and section
+# 4.2 "Combining what and where" (skips from pool4 and pool3 through zero-initialised 1x1
+# score layers, fused by summation, trained in stages 32s -> 16s -> 8s); its released Caffe
+# models (conv1_1 padded by 100, unpadded deconvolutions, Crop layers with offsets); the
+# PyTorch port this engine mirrors (the study notes' FCN32s/16s/8s classes: ceil-mode pooling,
+# 1x1 fc6/fc7, Dropout2d, k64 s32 p16, k4 s2 p1, k32 s16 p8, k16 s8 p4); VGG16: Simonyan &
+# Zisserman, arXiv:1409.1556.
 # Run: `python lessons/08_fcn_architectures.py [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -100,7 +103,7 @@ for hw in ((224, 224), (37, 53)):
 print(f"{'stage':26s} {'224x224 input':>20s} {'37x53 input':>20s}")
 for (stage, s224), (_, s37) in zip(traces[224, 224], traces[37, 53]):
     print(f"{stage:26s} {str(s224):>20s} {str(s37):>20s}")
-print("channels: the 'tiny' preset (16, 32, 64, 128, 128; fc 256) of the toy task. The seed's VGG16 widths are",
+print("channels: the 'tiny' preset (16, 32, 64, 128, 128; fc 256) of the toy task. VGG16's widths are",
       VGG16_WIDTHS, "with", VGG16_CONVS, "convs per block and fc 4096 -- the same spatial sizes.")
 pools = [s for name, s in traces[37, 53] if name.startswith("pool")]
 lesson.check([p[2:] for p in pools] == pooled_sizes(37, 53) == [(19, 27), (10, 14), (5, 7), (3, 4), (2, 2)],
@@ -156,7 +159,7 @@ for H, W in ((224, 224), (37, 53)):
                  for (_, p, k), (_, _, s, _) in zip(plan, UPSAMPLERS[variant])]
 lesson.check(all(fits), "each upsampled map (x s) covers what it is cut to, with fewer than s rows/columns to spare")
 lesson.check(all(p == k for v in ("32s", "16s", "8s") for _, p, k in crop_plan(224, 224, v)),
-             "224 = 7 * 32: every upsampled map already has the skip's size, nothing is cut (the seed's case)")
+             "224 = 7 * 32: every upsampled map already has the skip's size, nothing is cut (the PyTorch port at 224)")
 lesson.check(crop_plan(37, 53, "8s") == [("upscore2", (4, 4), (3, 4)), ("upscore2_pool4", (6, 8), (5, 7)),
                                          ("upscore8", (40, 56), (37, 53))],
              "37x53: upscore2 makes 4x4 and pool4 is 3x4; ... upscore8 makes 40x56 for 37x53: cut at the bottom/right")
@@ -266,7 +269,7 @@ lesson.check(results["caffe", "32s"] == [19] and results["caffe", "16s"] == [5, 
              and results["caffe", "8s"] == [5, 9, 31],
              "the composition reproduces the original Caffe FCN's crop offsets 19; 5, 27; 5, 9, 31")
 lesson.check(all(results["ours", v] == [0] * len(UPSAMPLERS[v]) for v in UPSAMPLERS),
-             "the same rule gives offset 0 everywhere for the seed's network: the top-left crop")
+             "the same rule gives offset 0 everywhere for the PyTorch port's network: the top-left crop")
 
 
 def caffe_sizes(H):
@@ -299,7 +302,7 @@ for H, W in ((1, 1), (5, 7), (37, 53), (64, 33)):
                                             f"{H}x{W} logits, no padding trick")
 
 # %%
-lesson.step("The seed's upsamplers: (n-1)s - 2p + k = s n exactly when k = 2s and p = s/2")
+lesson.step("The PyTorch port's upsamplers: (n-1)s - 2p + k = s n exactly when k = 2s and p = s/2")
 print("variant  layer             k   s   p   (n-1)s - 2p + k")
 for variant, layers in UPSAMPLERS.items():
     for name, k, s, p in layers:
@@ -345,4 +348,12 @@ lesson.check(max(errors.values()) < gradcheck.TOL_MODEL,
              f"(skip forks summed, crops undone) is right")
 
 # %%
-lesson.done()
+lesson.done(summary=[
+    "The stage-by-stage trace of FCN-8s equals model.forward, for 224x224 and 37x53.",
+    "Score layers start at zero: a fresh FCN-8s outputs zeros, and one built from FCN-32s computes FCN-32s's "
+        "scores through bilinear x2, x2, x8.",
+    "Upsampled maps are cut top-left (offset 0), which centres each bilinear hat on its cell.",
+    "Composing each layer's offsets reproduces the paper's Caffe crop offsets 19; 5, 27; 5, 9, 31.",
+    "k = 2s, p = s/2 turns n into exactly s n; Dropout2d drops whole channels, in training only.",
+    "The hand-written backward of a whole tiny FCN-8s passes the gradient check.",
+], exercises=["fcn8s_skip_fusion"])

@@ -12,6 +12,8 @@ A lesson is a script of ``# %%`` cells (jupytext percent format), one step per c
     lesson.close(y, y_ref, "im2col + GEMM equals the naive loops")
     lesson.save(fig, "dilation")                   # -> <figures>/03_convolution/dilation.png
                                                    # (draw_matrix(ax, a, title) writes values in cells)
+    lesson.save_animation(fig, update, 10, "sliding")   # -> <figures>/03_convolution/sliding.gif,
+                                                   # update(t) changes the figure for frame t
 
     # %%
     lesson.done(summary=["im2col + one GEMM is the convolution", ...],   # what the lesson proved
@@ -111,6 +113,63 @@ class Lesson:
         if not _IN_NOTEBOOK:  # a notebook shows it inline instead
             plt.close(fig)
 
+    def save_animation(self, fig, update, frames, name: str, fps: float = 2, hold: int = 3, dpi: int = 90):
+        """Save an animation of ``fig`` as ``<figure_dir>/<name>.gif`` and print the path.
+
+        ``update(frame)`` changes the figure for one frame (texts, colours, boxes) and ``frames`` is
+        a count or a sequence of values handed to it in turn, as for ``matplotlib.animation.FuncAnimation``;
+        the last frame stays ``hold`` times as long. If ``update`` returns the artists it changes (the
+        same ones every frame, as FuncAnimation's ``blit``), the rest is drawn once and only those are
+        redrawn per frame; if it returns None, every frame is drawn whole. A layout engine
+        (``layout="constrained"``, see :func:`animation_panels`) lays out the first frame, then the
+        layout is frozen, so frames do not jiggle. A no-op under ``--no-figures`` (``update`` is never
+        called); in a notebook a ``FuncAnimation`` player (``to_jshtml``) is shown inline, unsaved.
+        Closes ``fig``. Written with Pillow directly: ``FuncAnimation.save`` with ``PillowWriter``
+        draws each frame twice, all of it, and quantizes each 10x slower (median cut) to its own palette.
+        """
+        import matplotlib.pyplot as plt
+
+        frames = list(range(frames)) if isinstance(frames, int) else list(frames)
+        if self.figures:
+            from PIL import Image
+
+            fig.set_dpi(dpi)
+            canvas, background, images = fig.canvas, None, []
+            for k, frame in enumerate(frames):
+                changed = update(frame)
+                if changed is None:
+                    canvas.draw()
+                else:
+                    changed = sorted(changed, key=lambda a: a.get_zorder())
+                    if background is None:  # draw the still parts once, and keep them
+                        for artist in changed:
+                            artist.set_animated(True)  # left out of canvas.draw()
+                        canvas.draw()
+                        background = canvas.copy_from_bbox(fig.bbox)
+                    canvas.restore_region(background)
+                    for artist in changed:
+                        fig.draw_artist(artist)
+                if k == 0:
+                    fig.set_layout_engine(None)  # laid out once by that draw; now fixed
+                images.append(np.array(canvas.buffer_rgba())[..., :3])
+            # A GIF holds 256 colours: one palette for all frames (octree, 10x faster than median cut)
+            # keeps colours steady and lets the GIF store only what changed (files about half the size).
+            palette = Image.fromarray(np.concatenate(images)).quantize(256, method=Image.Quantize.FASTOCTREE)
+            images = [Image.fromarray(a).quantize(palette=palette, dither=Image.Dither.NONE) for a in images]
+            durations = [round(1000 / fps)] * len(images)
+            durations[-1] *= hold
+            self.figure_dir.mkdir(parents=True, exist_ok=True)
+            path = self.figure_dir / f"{name}.gif"
+            images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+            self.saved.append(path)
+            print(f"    animation: {path}")
+        elif _IN_NOTEBOOK:
+            from IPython.display import HTML, display
+            from matplotlib.animation import FuncAnimation
+
+            display(HTML(FuncAnimation(fig, update, frames=frames, interval=1000 / fps).to_jshtml(fps=fps)))
+        plt.close(fig)
+
     def done(self, summary=(), exercises=()):
         """Close the last step, recap, point at the exercises, print the summary line ``tests/test_lessons.py`` reads.
 
@@ -137,14 +196,143 @@ class Lesson:
 def draw_matrix(ax, a, title="", fmt="{:g}", cmap="viridis", fontsize=9, **imshow_kw):
     """Show a small 2-D array as coloured cells with each value written in its cell.
 
-    ``fmt`` is a format string or a function ``value -> str`` (return "" to leave a cell blank).
+    ``fmt`` is a format string or a function ``value -> str`` (return "" to leave a cell blank);
+    NaN cells are blank. :func:`set_matrix` changes the values later (an animation frame).
     """
     a = np.asarray(a, dtype=float)
     im = ax.imshow(a, cmap=cmap, **imshow_kw)
-    for (i, j), v in np.ndenumerate(a):
-        r, g, b, _ = im.cmap(im.norm(v))  # dark text on light cells, light text on dark ones
-        ax.text(j, i, fmt(v) if callable(fmt) else fmt.format(v), ha="center", va="center", fontsize=fontsize,
-                color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
+    im.cell_texts = [ax.text(j, i, "", ha="center", va="center", fontsize=fontsize) for (i, j), _ in np.ndenumerate(a)]
+    set_matrix(im, a, fmt)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([]), ax.set_yticks([])
     return im
+
+
+def set_matrix(im, a, fmt="{:g}"):
+    """Show new values (same shape) in a matrix drawn by :func:`draw_matrix`: colours, texts, text contrast.
+
+    An animation frame changes a drawn matrix with this instead of drawing a new one. NaN cells
+    (say, an output not computed yet) are blank whatever ``fmt`` says.
+    """
+    a = np.asarray(a, dtype=float)
+    im.set_data(a)
+    for t, v in zip(im.cell_texts, a.flat):
+        r, g, b, _ = im.cmap(im.norm(v))  # dark text on light cells, light text on dark ones
+        t.set_text("" if np.isnan(v) else fmt(v) if callable(fmt) else fmt.format(v))
+        t.set_color("black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
+
+
+def cell_box(ax, row, col, rows=1, cols=1, color="tab:red", lw=2.5, inset=0.0, **kw):
+    """Outline ``rows x cols`` cells of a drawn matrix, top-left cell (row, col); move it with :func:`place_box`.
+
+    ``inset`` shrinks it on every side (in cells), so it shows inside a box drawn on the same cells.
+    It is drawn over the axes' edge too (``clip_on=False``) unless ``clip_on=True`` is given.
+    """
+    from matplotlib.patches import Rectangle
+
+    box = ax.add_patch(Rectangle((0, 0), cols - 2 * inset, rows - 2 * inset,
+                                 **{"fill": False, "ec": color, "lw": lw, "clip_on": False, **kw}))
+    box.inset = inset
+    place_box(box, row, col)
+    return box
+
+
+def place_box(box, row, col):
+    """Move a :func:`cell_box` so that its top-left cell is (row, col)."""
+    box.set_xy((col - 0.5 + box.inset, row - 0.5 + box.inset))
+
+
+def cell_lines(ax, shape, color="0.75"):
+    """Thin lines between the cells of a drawn matrix of ``shape`` (so white cells stay visible)."""
+    # Two line collections, not grid lines: ticks cost a draw each, in every frame of an animation.
+    return (ax.hlines(np.arange(shape[0] + 1) - 0.5, -0.5, shape[1] - 0.5, color=color, lw=0.8),
+            ax.vlines(np.arange(shape[1] + 1) - 0.5, -0.5, shape[0] - 0.5, color=color, lw=0.8))
+
+
+def animation_panels(widths, figsize):
+    """A figure for :meth:`Lesson.save_animation`: a row of panels (relative ``widths``) and a caption line.
+
+    Constrained layout keeps the titles and the caption (``fig.supxlabel``) inside the frame, with a
+    margin. Returns ``(fig, axes, caption)``; set the caption's text in each frame.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(widths), figsize=figsize, gridspec_kw={"width_ratios": widths},
+                             layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.1, w_pad=0.1)
+    return fig, axes, fig.supxlabel(" ", fontsize=10)  # not empty: the layout must keep room for it
+
+
+def sliding_window_animation(grid, kernel, output, stride=1, dilation=1, real=None, out_name="y",
+                             titles=("input", "kernel", "output"), final="", cell=0.42):
+    """The frames of a convolution sliding over ``grid``, in the style of Dumoulin & Visin's animations.
+
+    ``grid`` (H, W) is the input as the convolution sees it (padding included), ``kernel`` (kh, kw)
+    the weights as applied, ``output`` (Ho, Wo) the engine's result: frame t shows output cell
+    ``(i, j) = divmod(t, Wo)``: its taps ``grid[i*s + u*d, j*s + v*d]`` outlined, each weight written
+    small in its tap's corner, the sum of the products in the caption (those with a zero input left
+    out), and ``output[i, j]`` (named ``out_name``) written into the output panel. The value written
+    is the engine's; the caption's sum is checked against it here (ValueError if they differ), so a
+    picture never shows a false equation. The last frame shows the whole output with the caption
+    ``final``. ``real`` (H, W) bool marks the true input pixels; the others (padding, inserted zeros)
+    are white with grey zeros. Returns ``(fig, update, frames)`` for :meth:`Lesson.save_animation`;
+    ``update`` returns the artists it changes, so only those are redrawn per frame.
+    """
+    grid, kernel, output = (np.asarray(a, dtype=float) for a in (grid, kernel, output))
+    real = np.ones(grid.shape, bool) if real is None else np.asarray(real, bool)
+    (kh, kw), (Ho, Wo), s, d = kernel.shape, output.shape, stride, dilation
+    fmt = "{:g}".format
+    terms = []  # per output cell: the taps and the caption
+    for i, j in np.ndindex(Ho, Wo):
+        taps = [(i * s + u * d, j * s + v * d, kernel[u, v]) for u in range(kh) for v in range(kw)]
+        total = sum(grid[r, c] * wt for r, c, wt in taps)
+        if not np.isclose(total, output[i, j], rtol=1e-9, atol=1e-9):
+            raise ValueError(f"output[{i}, {j}] = {output[i, j]} but its window sums to {total}")
+        products = " + ".join(f"{fmt(grid[r, c])}·{fmt(wt)}" for r, c, wt in taps if grid[r, c] != 0) or "0"
+        left_out = "   (0·w terms left out)" if any(grid[r, c] == 0 for r, c, _ in taps) else ""
+        terms.append((taps, f"{out_name}[{i},{j}] = {products} = {fmt(output[i, j])}{left_out}"))
+
+    H, W = grid.shape
+    fig, axes, caption = animation_panels([W, kw, Wo], (cell * (W + kw + Wo) + 1.6, cell * max(H, 4) + 1.3))
+    draw_matrix(axes[0], np.where(real, grid, np.nan), titles[0], fmt=fmt, cmap="Blues",
+                vmin=min(grid.min(), 0) - 0.3 * np.ptp(grid) - 1, vmax=grid.max() * 1.6 + 1)
+    for (r, c), v in np.ndenumerate(grid):
+        if not real[r, c]:
+            axes[0].text(c, r, fmt(v), ha="center", va="center", fontsize=9, color="0.6")
+    draw_matrix(axes[1], kernel, titles[1], fmt=fmt, cmap="Greens", vmin=min(kernel.min(), 0) - 1,
+                vmax=kernel.max() * 1.8 + 1)
+    out_im = draw_matrix(axes[2], np.full(output.shape, np.nan), titles[2], fmt=fmt, cmap="Oranges",
+                         vmin=min(output.min(), 0) - 1, vmax=output.max() * 1.3 + 1)
+    out_lines = [cell_lines(ax, a.shape) for ax, a in zip(axes, (grid, kernel, output))][2]
+    span = cell_box(axes[0], 0, 0, d * (kh - 1) + 1, d * (kw - 1) + 1, lw=2.5)
+    tap_boxes = [cell_box(axes[0], 0, 0, color="tab:red", lw=1.2, fill=True, fc=(0.84, 0.15, 0.16, 0.22))
+                 for _ in range(kh * kw)]
+    tap_texts = [axes[0].text(0, 0, "", ha="right", va="bottom", fontsize=7, color="darkred", fontweight="bold")
+                 for _ in range(kh * kw)]
+    out_box = cell_box(axes[2], 0, 0)
+
+    # What a frame changes (drawn again over the still rest, in zorder): the output panel, boxes, texts.
+    changing = [out_im, *out_im.cell_texts, *out_lines, *axes[2].spines.values(), span, out_box, *tap_boxes,
+                *tap_texts, caption]
+
+    def update(t):
+        done = t >= len(terms)
+        shown = output.copy() if done else np.where(np.arange(output.size).reshape(output.shape) <= t, output, np.nan)
+        set_matrix(out_im, shown, fmt)
+        for artist in [span, out_box, *tap_boxes, *tap_texts]:
+            artist.set_visible(not done)
+        if done:
+            caption.set_text(final)
+            return changing
+        i, j = divmod(t, Wo)
+        taps, text = terms[t]
+        place_box(span, i * s, j * s)
+        for box, label, (r, c, wt) in zip(tap_boxes, tap_texts, taps):
+            place_box(box, r, c)
+            label.set_position((c + 0.47, r + 0.47))
+            label.set_text(f"×{fmt(wt)}")
+        place_box(out_box, i, j)
+        caption.set_text(text)
+        return changing
+
+    return fig, update, len(terms) + 1

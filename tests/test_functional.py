@@ -157,7 +157,7 @@ SEED_Y = np.array([[[[0.0, 0.0, 1.0], [0.0, 4.0, 6.0], [4.0, 12.0, 9.0]]]])
 
 @pytest.mark.parametrize("method", METHODS)
 def test_seed_worked_example(method, backend):
-    """The 2x2 example of ``seeds/004_*.txt``: input [[0,1],[2,3]], kernel [[0,1],[2,3]] -> 3x3.
+    """The 2x2 example of the study notes' transposed-convolution recipe: input [[0,1],[2,3]], kernel [[0,1],[2,3]] -> 3x3.
 
     The notes give ``o = (i-1)s + k - 2p``; a 3x3 output from i = 2, k = 2 needs
     s = 1, p = 0 (their text says ``z = 2-1 = 1`` zeros, but with s = 2 the output

@@ -1,4 +1,4 @@
-"""Parity with the seed's PyTorch FCN-32s / FCN-16s / FCN-8s (seed note 002), in float64.
+"""Parity with the seed's PyTorch FCN-32s / FCN-16s / FCN-8s (the study notes' PyTorch classes), in float64.
 
 The three torch classes (:mod:`fcn_scratch.torch_ref`) are the seed's, written
 with widths, convs per block and fc channels as parameters (the seed hard-codes
