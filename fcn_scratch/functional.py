@@ -475,6 +475,39 @@ def add_backward(dy, cache=None):
     return dy.copy(), dy.copy()
 
 
+def crop_add_forward(up, skip):
+    """FCN-16s/8s skip fusion: cut ``up`` at the top-left to ``skip``'s size, then add.
+
+    ``y = up[:, :, :h, :w] + skip``. up ``(N, C, Hu, Wu)`` (an upsampled score
+    map), skip ``(N, C, h, w)`` (the skip's 1x1 scores) with ``Hu >= h``,
+    ``Wu >= w`` -> y ``(N, C, h, w)``. Offset 0 is the alignment rule of
+    :mod:`fcn_scratch.models`: the surplus rows/columns at the bottom/right come
+    from ceil-mode pooling's last, partial window. Same as ``Crop`` then ``Add``.
+    """
+    for name, a in (("up", up), ("skip", skip)):
+        if not isinstance(a, np.ndarray) or a.ndim != 4:
+            raise ValueError(f"crop_add: {name} must be a 4-D array (N, C, H, W), got {getattr(a, 'shape', a)!r}")
+    (N, C, Hu, Wu), (h, w) = up.shape, skip.shape[2:]
+    if skip.shape[:2] != (N, C) or Hu < h or Wu < w:
+        raise ValueError(f"crop_add: up {up.shape} must have skip's batch and channels and be at least as "
+                         f"large spatially as skip {skip.shape}")
+    if up.dtype != skip.dtype:
+        raise TypeError(f"crop_add: up has dtype {up.dtype} but skip has {skip.dtype}")
+    return up[:, :, :h, :w] + skip, up.shape
+
+
+def crop_add_backward(dy, cache):
+    """Gradients of :func:`crop_add_forward`: ``(d_up, d_skip)``.
+
+    ``d_up (N, C, Hu, Wu)`` holds ``dy`` in the kept top-left window and zeros in
+    the cropped-off rows and columns; ``d_skip = dy`` (a copy).
+    """
+    up_shape = cache
+    d_up = np.zeros(up_shape, dtype=dy.dtype)
+    d_up[:, :, : dy.shape[2], : dy.shape[3]] = dy
+    return d_up, dy.copy()
+
+
 __all__ = [name for name in dir() if name.endswith(("_forward", "_backward", "_size"))] + [
     "zero_insert",
     "pad_or_crop",

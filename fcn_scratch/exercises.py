@@ -1,0 +1,1172 @@
+"""Graded exercises: the learner writes an engine function, the engine grades it.
+
+Each exercise is a file ``lessons/exercises/NN_name.py`` whose functions have
+exactly the signature and return convention of the engine function they
+mirror (``im2col``, ``conv2d_forward``, ``maxpool2d_backward``, ...). The
+grader loads the learner's file from any path, runs a list of checks on it the
+way the test suite checks the engine, and prints one line per check::
+
+    fcn-scratch exercise list
+    fcn-scratch exercise check conv2d_forward [--file my_conv.py]
+
+A check compares the learner's output with the engine's on fixed-seed inputs
+(odd sizes, strides, padding, dilation, ceil mode, ties, ignored pixels) with
+``rel_error`` (:mod:`fcn_scratch.gradcheck`) at ``TOL_EXACT = 1e-10`` in
+float64, so an answer off by 1e-4 fails; a backward pass is also checked by
+float64 central differences against a random upstream gradient (``TOL_SMOOTH``
+1e-7, ``TOL_KINK`` 1e-6 for ReLU / max-pool with inputs away from kinks and
+ties). A failing check prints the hint written for the bug it targets. An
+exception in the learner's code fails that check only, with its type, message
+and the line of the learner's file it came from.
+
+Every message a learner reads sits in one place: :data:`MESSAGES` for the
+grader's own, and each exercise's builder (``_im2col_checks``, ...) for its
+check titles and hints (the ``title`` and ``hint`` fields of :class:`Check`),
+so they can be translated without touching the logic.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import math
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass
+from importlib.machinery import SourceFileLoader
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+import numpy as np
+
+from . import functional as F
+from . import init, kernels, metrics
+from .gradcheck import TOL_KINK, TOL_SMOOTH, away_from_kinks, distinct_values, rel_error
+from .gradcheck import check as gradient_check
+
+TOL_EXACT = 1e-10  # same computation, another summation order: ~1e-16; a real bug: >> 1e-10
+
+# The grader's own messages (the exercises' titles and hints live in their builders below).
+MESSAGES = {
+    "unknown": "unknown exercise {name!r}; `fcn-scratch exercise list` shows the names",
+    "no_folder": ("the exercise stubs are not next to the installed package (looked for {folder}); "
+                  "they ship with the repository's lessons/exercises/: pass --file PATH"),
+    "no_file": "{path}: no such file",
+    "syntax": "{path}, line {line}: SyntaxError: {msg}",
+    "import": "{path} failed to import: {exc}",
+    "missing": "{path} defines no function {fn}() (exercise {name} asks for {fns})",
+    "raised": "{exc}  [{where}]",
+    "where_yours": "{file}, line {line}: {code}",
+    "where_line": "{file}, line {line}",
+    "where_not_yours": "raised before your code ran: is the signature {signature}?",
+    "not_tuple": "{what} should return a tuple of {n} ({names}), got {got}",
+    "not_array": "{what} should be a numpy array, got {got}",
+    "shape": "{what} has shape {got}, expected {want}",
+    "dtype": "{what} has dtype {got}, expected {want}",
+    "none": "{what} should be None, got {got}",
+    "nan": "{what} is {got}, expected {want}",
+    "not_number": "{what} should be a number, got {got}",
+    "no_key": "{what} has no key {key!r}",
+    "in_place": "{fn}() wrote into its argument {arg}: leave the inputs untouched and return new arrays "
+                "(a skip connection hands the same array to two branches)",
+    "header": "exercise {number:02d} {name} (lesson {lesson}): {path}",
+    "pass_line": "  pass  {title}  {error}",
+    "fail_line": "  FAIL  {title}  {error}",
+    "error": "rel error {err:.1e} {op} {tol:.0e}",
+    "detail": "({detail})",
+    "hint": "        hint: {hint}",
+    "why": "        {why}",
+    "summary_pass": "{passed} of {total} checks passed: well done.",
+    "summary_fail": "{passed} of {total} checks passed. Fix the first failing check, then run again.",
+    "list_header": "{n} exercises (lessons/exercises/; check one with `fcn-scratch exercise check NAME`):",
+    "list_row": "  {number:02d}  {name:<28} lesson {lesson}  {ask}",
+}
+
+
+class ExerciseError(Exception):
+    """A usage error (unknown name, missing file, file that does not import): one line, exit 2."""
+
+
+class Mismatch(Exception):
+    """The learner's result has the wrong structure (type, shape, dtype, NaNs): the check fails.
+
+    ``complete=True``: the message says all there is (an input edited in place), so the
+    check's own hint, written for another bug, is not printed after it.
+    """
+
+    def __init__(self, message, complete=False):
+        super().__init__(message)
+        self.complete = complete
+
+
+@dataclass(frozen=True)
+class Check:
+    """One graded comparison: ``run(module)`` returns the error (or ``(error, detail)``); pass if <= ``tol``."""
+
+    key: str
+    title: str
+    run: Callable
+    tol: float
+    hint: str
+
+
+@dataclass(frozen=True)
+class Exercise:
+    number: int
+    name: str
+    lesson: str
+    ask: str
+    functions: tuple[str, ...]
+    build: Callable[[], list[Check]]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.number:02d}_{self.name}.py"
+
+    def checks(self) -> list[Check]:
+        return self.build()
+
+
+@dataclass
+class Result:
+    check: Check
+    passed: bool
+    error: float | None  # None when the check could not compute one (an exception, a wrong shape)
+    detail: str = ""
+    why: str = ""  # the exception or mismatch, when there is one
+    show_hint: bool = True  # False when ``why`` already says all (an input edited in place)
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def _call(mod, fn, *args, **kwargs):
+    """Call the learner's ``fn``; fail if it wrote into one of its input arrays."""
+    names = list(inspect.signature(ENGINE[fn]).parameters)
+    given = list(zip(names, args)) + list(kwargs.items())
+    arrays = [(name, a, a.copy()) for name, a in given if isinstance(a, np.ndarray)]
+    out = getattr(mod, fn)(*args, **kwargs)
+    for name, a, before in arrays:
+        if a.shape != before.shape or not np.array_equal(a, before, equal_nan=True):
+            raise Mismatch(MESSAGES["in_place"].format(fn=fn, arg=name), complete=True)
+    return out
+
+
+def _unpack(out, what, names):
+    if not isinstance(out, tuple) or len(out) != len(names):
+        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
+        raise Mismatch(MESSAGES["not_tuple"].format(what=what, n=len(names), names=", ".join(names), got=got))
+    return out
+
+
+def _diff(got, want, what) -> float:
+    """``rel_error(got, want)`` after checking type, shape, dtype and NaN positions; Mismatch if they differ."""
+    if want is None:
+        if got is not None:
+            raise Mismatch(MESSAGES["none"].format(what=what, got=type(got).__name__))
+        return 0.0
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            raise Mismatch(MESSAGES["not_tuple"].format(what=what, n=1, names="dict", got=type(got).__name__))
+        errs = []
+        for key, w in want.items():
+            if key not in got:
+                raise Mismatch(MESSAGES["no_key"].format(what=what, key=key))
+            errs.append(_diff(got[key], w, f"{what}[{key!r}]"))
+        return max(errs, default=0.0)
+    if isinstance(want, (float, int)) and not isinstance(want, bool):
+        try:
+            g = float(got)
+        except (TypeError, ValueError):
+            raise Mismatch(MESSAGES["not_number"].format(what=what, got=type(got).__name__)) from None
+        if math.isnan(want) or math.isnan(g):
+            if math.isnan(want) != math.isnan(g):
+                raise Mismatch(MESSAGES["nan"].format(what=what, got=g, want=want))
+            return 0.0
+        return rel_error(g, want)
+    want = np.asarray(want)
+    if isinstance(got, list):
+        got = np.asarray(got, dtype=np.float64)
+        want = want.astype(np.float64)
+    if not isinstance(got, np.ndarray):
+        raise Mismatch(MESSAGES["not_array"].format(what=what, got=type(got).__name__))
+    if got.shape != want.shape:
+        raise Mismatch(MESSAGES["shape"].format(what=what, got=got.shape, want=want.shape))
+    if got.dtype != want.dtype:
+        raise Mismatch(MESSAGES["dtype"].format(what=what, got=got.dtype, want=want.dtype))
+    if want.dtype.kind == "f":
+        nan_w, nan_g = np.isnan(want), np.isnan(got)
+        if (nan_w != nan_g).any():
+            i = tuple(int(v) for v in np.argwhere(nan_w != nan_g)[0])
+            raise Mismatch(MESSAGES["nan"].format(what=f"{what}[{', '.join(map(str, i))}]", got=got[i], want=want[i]))
+        got, want = np.where(nan_g, 0, got), np.where(nan_w, 0, want)
+    return rel_error(got, want)
+
+
+def _diffs(pairs: dict):
+    """Largest error over named ``(got, want)`` pairs, and a 'name err, ...' detail."""
+    errs = {name: _diff(g, w, name) for name, (g, w) in pairs.items()}
+    detail = ", ".join(f"{k} {v:.1e}" for k, v in errs.items()) if len(errs) > 1 else ""
+    return max(errs.values()), detail
+
+
+def _fd(forward, backward, inputs, seed):
+    """Finite differences (float64, random upstream gradient) of the learner's pair; largest error and detail."""
+    errs = gradient_check(forward, backward, inputs, seed=seed)
+    return max(errs.values()), ", ".join(f"{k} {v:.1e}" for k, v in errs.items())
+
+
+def _grads(out, names, shapes):
+    """Check the learner's backward result is a tuple of arrays with the inputs' shapes; return a dict."""
+    out = _unpack(out, "the backward pass", names)
+    for name, g, shape in zip(names, out, shapes):
+        if not isinstance(g, np.ndarray):
+            raise Mismatch(MESSAGES["not_array"].format(what=name, got=type(g).__name__))
+        if g.shape != shape:
+            raise Mismatch(MESSAGES["shape"].format(what=name, got=g.shape, want=shape))
+    return dict(zip(names, out))
+
+
+def _ints(*values):
+    return tuple(int(v) for v in values)
+
+
+def _conv_geoms(seed, n, *, pool=False):
+    """``n`` random valid geometries ``(H, W, kh, kw, sh, sw, ph, pw, dh, dw)``: odd sizes, strides, dilation."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        H, W = rng.integers(3, 12, 2)
+        kh, kw = rng.integers(1, 4, 2)
+        sh, sw = rng.integers(1, 4, 2)
+        dh, dw = rng.integers(1, 3, 2)
+        ph, pw = (rng.integers(0, kh // 2 + 1), rng.integers(0, kw // 2 + 1)) if pool else rng.integers(0, 3, 2)
+        g = _ints(H, W, kh, kw, sh, sw, ph, pw, dh, dw)
+        if F.conv_output_size(H, kh, sh, ph, dh) >= 1 and F.conv_output_size(W, kw, sw, pw, dw) >= 1:
+            out.append(g)
+    return out
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+# --------------------------------------------------------------------------- 01 im2col, 02 col2im
+
+
+def _im2col_case(H, W, kh, kw, sh, sw, ph, pw, dh, dw, N=2, C=3, seed=0, dtype=np.float64):
+    Ho, Wo = F.conv_output_size(H, kh, sh, ph, dh), F.conv_output_size(W, kw, sw, pw, dw)
+    x = _rng(seed).standard_normal((N, C, H, W)).astype(dtype)
+    return x, (kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+
+
+def _im2col_checks():
+    def case(*geom, **kw):
+        def run(mod):
+            x, g = _im2col_case(*geom, **kw)
+            return _diff(_call(mod, "im2col", x.copy(), *g), kernels.im2col(x, *g), "cols")
+        return run
+
+    def random(mod):
+        return max(case(*g, N=1, C=2, seed=i)(mod) for i, g in enumerate(_conv_geoms(1, 5)))
+
+    order = ("row (c*kh + i)*kw + j of the columns holds tap (i, j) of channel c; column ho*Wo + wo holds "
+             "output pixel (ho, wo). Pad with zeros, then read x_pad[n, c, ho*sh + i*dh, wo*sw + j*dw].")
+    return [
+        Check("basic", "3x3 kernel, stride 1, padding 1, x (2, 3, 5, 7)", case(5, 7, 3, 3, 1, 1, 1, 1, 1, 1),
+              TOL_EXACT, order),
+        Check("no_pad", "2x3 kernel, no padding, odd sizes, x (2, 3, 7, 5)", case(7, 5, 2, 3, 1, 1, 0, 0, 1, 1),
+              TOL_EXACT, "without padding the window must fit: Ho = H - kh + 1, Wo = W - kw + 1 (Ho, Wo are given)."),
+        Check("stride", "3x3 kernel, stride (2, 3), padding 1, x (2, 3, 9, 10)",
+              case(9, 10, 3, 3, 2, 3, 1, 1, 1, 1), TOL_EXACT,
+              "output pixel (ho, wo) starts at row ho*sh, column wo*sw of the padded input: each axis has its "
+              "own stride."),
+        Check("dilation", "3x2 kernel, padding (2, 1), dilation (2, 3), x (2, 3, 9, 11)",
+              case(9, 11, 3, 2, 1, 1, 2, 1, 2, 3), TOL_EXACT,
+              "tap (i, j) sits i*dh rows and j*dw columns from the window's corner: the dilation spaces the "
+              "TAPS, the stride moves the WINDOW. Check you did not swap dh and dw."),
+        Check("random", "5 random geometries (seed 1): odd sizes, strides, padding, dilation", random,
+              TOL_EXACT, order),
+        Check("float32", "float32 input gives float32 columns, x (1, 2, 4, 5)",
+              case(4, 5, 2, 2, 1, 1, 1, 0, 1, 1, N=1, C=2, dtype=np.float32), TOL_EXACT,
+              "allocate the columns with x.dtype: every layer keeps the dtype it is given."),
+    ]
+
+
+def _col2im_checks():
+    def case(H, W, kh, kw, sh, sw, ph, pw, dh, dw, N=2, C=3, seed=0):
+        def run(mod):
+            Ho, Wo = F.conv_output_size(H, kh, sh, ph, dh), F.conv_output_size(W, kw, sw, pw, dw)
+            cols = _rng(seed).standard_normal((N, C * kh * kw, Ho * Wo))
+            args = (N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+            return _diff(_call(mod, "col2im", cols.copy(), *args), kernels.col2im(cols, *args), "x")
+        return run
+
+    def adjoint(mod):
+        rng = _rng(7)
+        N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw = 2, 2, 7, 6, 3, 2, 2, 1, 1, 1, 2, 2
+        Ho, Wo = F.conv_output_size(H, kh, sh, ph, dh), F.conv_output_size(W, kw, sw, pw, dw)
+        x, c = rng.standard_normal((N, C, H, W)), rng.standard_normal((N, C * kh * kw, Ho * Wo))
+        back = _call(mod, "col2im", c.copy(), N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+        _diff(back, x, "x")  # shape and dtype first
+        lhs = float(np.sum(kernels.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) * c))
+        return rel_error(lhs, float(np.sum(x * back)))
+
+    def random(mod):
+        return max(case(*g, N=1, C=2, seed=i)(mod) for i, g in enumerate(_conv_geoms(2, 5)))
+
+    return [
+        Check("no_overlap", "2x2 kernel, stride 2: every pixel read once, x (2, 3, 6, 8)",
+              case(6, 8, 2, 2, 2, 2, 0, 0, 1, 1), TOL_EXACT,
+              "entry (row (c*kh + i)*kw + j, column ho*Wo + wo) goes back to x[n, c, ho*sh + i*dh - ph, "
+              "wo*sw + j*dw - pw]."),
+        Check("overlap", "3x3 kernel, stride 1: windows overlap, x (2, 3, 5, 7)",
+              case(5, 7, 3, 3, 1, 1, 0, 0, 1, 1), TOL_EXACT,
+              "windows overlap: ADD into x (+= or np.add.at); a pixel read by several taps collects all their "
+              "values, plain assignment keeps only the last."),
+        Check("padding", "3x3 kernel, padding 1: taps in the padding are dropped, x (2, 3, 5, 7)",
+              case(5, 7, 3, 3, 1, 1, 1, 1, 1, 1), TOL_EXACT,
+              "taps that read the zero padding have no pixel to go back to: skip them (or scatter into a padded "
+              "array, then cut the padding off)."),
+        Check("stride_dilation", "3x2 kernel, stride (2, 1), padding 1, dilation 2, x (2, 3, 9, 8)",
+              case(9, 8, 3, 2, 2, 1, 1, 1, 2, 2), TOL_EXACT,
+              "use the same geometry as im2col: row ho*sh + i*dh - ph, column wo*sw + j*dw - pw."),
+        Check("adjoint", "dot-product test <im2col(x), c> == <x, col2im(c)>", adjoint, TOL_EXACT,
+              "col2im is the ADJOINT of im2col (it sums what im2col copied), not its inverse."),
+        Check("random", "5 random geometries (seed 2): odd sizes, strides, padding, dilation", random, TOL_EXACT,
+              "compare with your im2col: col2im must send each entry back where im2col took it from."),
+    ]
+
+
+# --------------------------------------------------------------------------- 03, 04 conv2d
+
+
+def _conv_case(x_shape, F_out, k, seed=0, bias=True):
+    rng = _rng(seed)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((F_out, x_shape[1], kh, kw))
+    b = rng.standard_normal(F_out) if bias else None
+    return x, w, b
+
+
+def _copy(a):
+    return None if a is None else a.copy()
+
+
+def _conv_forward_run(x_shape, F_out, k, hyper, seed=0, bias=True):
+    def run(mod):
+        x, w, b = _conv_case(x_shape, F_out, k, seed, bias)
+        out = _unpack(_call(mod, "conv2d_forward", x.copy(), w.copy(), _copy(b), **hyper),
+                      "conv2d_forward", ("y", "cache"))
+        return _diff(out[0], F.conv2d_forward(x, w, b, **hyper)[0], "y")
+    return run
+
+
+def _conv_forward_checks():
+    def random(mod):
+        errs = []
+        for i, (H, W, kh, kw, sh, sw, ph, pw, dh, dw) in enumerate(_conv_geoms(3, 5)):
+            hyper = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
+            errs.append(_conv_forward_run((1, 2, H, W), 3, (kh, kw), hyper, seed=i)(mod))
+        return max(errs)
+
+    formula = ("y[n, f, i, j] = b[f] + sum over c, u, v of w[f, c, u, v] * x_pad[n, c, i*sh + u*dh, j*sw + v*dw]: "
+               "im2col, then weight.reshape(F, -1) @ cols, then add b[f] to every pixel of channel f.")
+    return [
+        Check("basic", "3x3, padding 1, bias, x (2, 3, 7, 9) -> 4 channels",
+              _conv_forward_run((2, 3, 7, 9), 4, 3, dict(padding=1)), TOL_EXACT, formula),
+        Check("no_bias", "3x3, no padding, bias=None, x (2, 3, 6, 5)",
+              _conv_forward_run((2, 3, 6, 5), 2, 3, {}, bias=False), TOL_EXACT,
+              "bias=None means no bias: skip the addition (do not add None or zeros of the wrong shape)."),
+        Check("stride", "3x3, stride 2 on odd sizes, x (1, 2, 9, 8)",
+              _conv_forward_run((1, 2, 9, 8), 3, 3, dict(stride=2)), TOL_EXACT,
+              "Ho = floor((H + 2p - d(k-1) - 1) / s) + 1; '//' floors. Output pixel i starts at row i*s."),
+        Check("pairs", "3x2 kernel, stride (2, 1), padding (1, 0): ints or (h, w) pairs",
+              _conv_forward_run((2, 3, 7, 6), 4, (3, 2), dict(stride=(2, 1), padding=(1, 0))), TOL_EXACT,
+              "stride, padding and dilation may each be an int or a pair (h, w): turn every one into a pair "
+              "first, and use the h value along H, the w value along W."),
+        Check("dilation", "3x3, padding 2, dilation 2, x (2, 2, 9, 10)",
+              _conv_forward_run((2, 2, 9, 10), 3, 3, dict(padding=2, dilation=2)), TOL_EXACT,
+              "a dilated kernel spans d(k-1)+1 pixels: tap u reads row i*sh + u*dh of the padded input."),
+        Check("random", "5 random geometries (seed 3): odd sizes, strides, padding, dilation", random,
+              TOL_EXACT, formula),
+    ]
+
+
+def _conv_backward_grads_run(x_shape, F_out, k, hyper, seed=0, bias=True, input_grad=True):
+    def run(mod):
+        x, w, b = _conv_case(x_shape, F_out, k, seed, bias)
+        y_ref, cache_ref = F.conv2d_forward(x, w, b, **hyper)
+        g = _rng(seed + 100).standard_normal(y_ref.shape)
+        _, cache = _unpack(_call(mod, "conv2d_forward", x.copy(), w.copy(), _copy(b), **hyper),
+                           "conv2d_forward", ("y", "cache"))
+        out = _unpack(_call(mod, "conv2d_backward", g.copy(), cache, input_grad=input_grad),
+                      "conv2d_backward", ("dx", "dweight", "dbias"))
+        want = F.conv2d_backward(g, cache_ref, input_grad=input_grad)
+        return _diffs({n: (o, r) for n, o, r in zip(("dx", "dweight", "dbias"), out, want)})
+    return run
+
+
+def _conv_backward_fd_run(x_shape, F_out, k, hyper, seed=0):
+    def run(mod):
+        x, w, b = _conv_case(x_shape, F_out, k, seed)
+
+        def forward():
+            return _unpack(_call(mod, "conv2d_forward", x, w, b, **hyper), "conv2d_forward", ("y", "cache"))[0]
+
+        def backward(g):
+            _, cache = _call(mod, "conv2d_forward", x, w, b, **hyper)
+            return _grads(_call(mod, "conv2d_backward", g, cache), ("x", "weight", "bias"), (x.shape, w.shape, b.shape))
+
+        return _fd(forward, backward, {"x": x, "weight": w, "bias": b}, seed)
+    return run
+
+
+def _conv_backward_checks():
+    fix_forward = "the backward is graded through YOUR forward and its cache: make conv2d_forward pass first."
+    return [
+        Check("forward", "your conv2d_forward: stride 2, padding 1, x (2, 3, 9, 8)",
+              _conv_forward_run((2, 3, 9, 8), 4, 3, dict(stride=2, padding=1)), TOL_EXACT, fix_forward),
+        Check("grads", "dx, dweight, dbias: 3x3, padding 1, x (2, 3, 7, 9) -> 4",
+              _conv_backward_grads_run((2, 3, 7, 9), 4, 3, dict(padding=1)), TOL_EXACT,
+              "dweight[f] = sum over n and pixels of dy[n, f, pixel] * cols[n, :, pixel]; dbias = dy summed over "
+              "n, h, w; dx = col2im(weight.reshape(F, -1).T @ dy). If you wrote dx as a 'full' convolution, "
+              "did you flip the kernel in both spatial axes and swap its in/out channels?"),
+        Check("grads_stride", "dx, dweight, dbias: stride 2, padding 1 on odd sizes, x (2, 2, 9, 8) -> 3",
+              _conv_backward_grads_run((2, 2, 9, 8), 3, 3, dict(stride=2, padding=1)), TOL_EXACT,
+              "with a stride, dx must scatter with that stride (col2im with the forward's geometry); the pixels "
+              "no window read get 0."),
+        Check("grads_dilation", "dx, dweight, dbias: 3x2 kernel, padding (2, 1), dilation (2, 1), x (1, 3, 8, 7)",
+              _conv_backward_grads_run((1, 3, 8, 7), 2, (3, 2), dict(padding=(2, 1), dilation=(2, 1))), TOL_EXACT,
+              "keep the forward's whole geometry (kernel, stride, padding, dilation, Ho, Wo) in the cache and "
+              "col2im with it."),
+        Check("options", "bias=None gives dbias None; input_grad=False gives dx None",
+              lambda mod: max(
+                  _conv_backward_grads_run((1, 2, 5, 6), 3, 3, dict(padding=1), bias=False)(mod)[0],
+                  _conv_backward_grads_run((1, 2, 5, 6), 3, 3, dict(padding=1), input_grad=False)(mod)[0]),
+              TOL_EXACT,
+              "without bias return dbias=None; with input_grad=False return dx=None (a first layer needs no dx)."),
+        Check("fd", "finite differences (float64, random upstream): stride 2, padding 1, dilation 2, x (2, 2, 8, 9)",
+              _conv_backward_fd_run((2, 2, 8, 9), 3, 3, dict(stride=2, padding=1, dilation=2)), TOL_SMOOTH,
+              "your backward is not the derivative of your forward: compare each tensor (the detail in brackets "
+              "says which one is off)."),
+        Check("fd_pairs", "finite differences: 2x3 kernel, stride (1, 2), padding (1, 0), x (2, 3, 6, 7)",
+              _conv_backward_fd_run((2, 3, 6, 7), 2, (2, 3), dict(stride=(1, 2), padding=(1, 0))), TOL_SMOOTH,
+              "check you use the h value of each pair along H and the w value along W, in forward and backward."),
+    ]
+
+
+# --------------------------------------------------------------------------- 05 relu
+
+
+def _relu_checks():
+    def x_with_zeros(seed, dtype=np.float64):
+        x = _rng(seed).standard_normal((2, 3, 5, 7))
+        x.reshape(-1)[::5] = 0.0  # exact zeros: the kink, where the subgradient is a choice
+        return x.astype(dtype)
+
+    def forward(mod):
+        x = x_with_zeros(0)
+        y, _ = _unpack(_call(mod, "relu_forward", x.copy()), "relu_forward", ("y", "cache"))
+        return _diff(y, F.relu_forward(x)[0], "y")
+
+    def backward(mod, dtype=np.float64):
+        x = x_with_zeros(1, dtype)
+        g = _rng(2).standard_normal(x.shape).astype(dtype)
+        _, cache = _unpack(_call(mod, "relu_forward", x.copy()), "relu_forward", ("y", "cache"))
+        return _diff(_call(mod, "relu_backward", g.copy(), cache), F.relu_backward(g, F.relu_forward(x)[1]), "dx")
+
+    def fd(mod):
+        x = away_from_kinks((2, 3, 5, 7), _rng(3))
+        return _fd(lambda: _unpack(_call(mod, "relu_forward", x), "relu_forward", ("y", "cache"))[0],
+                   lambda g: {"x": _call(mod, "relu_backward", g, _call(mod, "relu_forward", x)[1])}, {"x": x}, 3)
+
+    def float32(mod):
+        x = x_with_zeros(4, np.float32)
+        y, _ = _unpack(_call(mod, "relu_forward", x.copy()), "relu_forward", ("y", "cache"))
+        return max(_diff(y, F.relu_forward(x)[0], "y"), backward(mod, np.float32))
+
+    return [
+        Check("forward", "y = max(x, 0) on x (2, 3, 5, 7) with exact zeros", forward, TOL_EXACT,
+              "y = np.maximum(x, 0): negative entries become 0, the others pass unchanged."),
+        Check("backward", "dx on x with exact zeros (the kink)", backward, TOL_EXACT,
+              "dx = dy where x > 0, else 0. At exactly x = 0 the gradient is 0 (PyTorch's choice): use x > 0, "
+              "not x >= 0."),
+        Check("fd", "finite differences, inputs away from the kink", fd, TOL_KINK,
+              "your backward is not the derivative of your forward: dx = dy * (x > 0)."),
+        Check("float32", "float32 in, float32 out (forward and backward)", float32, TOL_EXACT,
+              "keep the dtype: np.maximum(x, 0) keeps it; multiply dy by a boolean mask, not by a float64 array."),
+    ]
+
+
+# --------------------------------------------------------------------------- 06, 07 max-pool
+
+
+def _pool_x(shape, seed, kind):
+    rng = _rng(seed)
+    if kind == "distinct":
+        return distinct_values(shape, rng)
+    if kind == "negative":
+        return -0.5 - np.abs(rng.standard_normal(shape))
+    if kind == "ties":
+        return rng.integers(0, 3, shape).astype(np.float64)  # values 0, 1, 2: most windows tie
+    return rng.standard_normal(shape)
+
+
+def _pool_forward_run(shape, pool, seed=0, kind="normal"):
+    def run(mod):
+        x = _pool_x(shape, seed, kind)
+        out = _unpack(_call(mod, "maxpool2d_forward", x.copy(), **pool), "maxpool2d_forward", ("y", "cache"))
+        return _diff(out[0], F.maxpool2d_forward(x, **pool)[0], "y")
+    return run
+
+
+def _pool_random(seed, n):
+    cases = []
+    for i, (H, W, kh, kw, sh, sw, ph, pw, dh, dw) in enumerate(_conv_geoms(seed, n, pool=True)):
+        pool = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), ceil_mode=bool(i % 2))
+        if F.pool_output_size(H, kh, sh, ph, dh, pool["ceil_mode"]) >= 1 and \
+                F.pool_output_size(W, kw, sw, pw, dw, pool["ceil_mode"]) >= 1:
+            cases.append(((1, 2, H, W), pool, i))
+    return cases
+
+
+def _pool_forward_checks():
+    def random(mod):
+        return max(_pool_forward_run(shape, pool, seed)(mod) for shape, pool, seed in _pool_random(4, 6))
+
+    return [
+        Check("basic", "2x2, stride 2, x (2, 3, 6, 8)", _pool_forward_run((2, 3, 6, 8), dict(kernel_size=2, stride=2)),
+              TOL_EXACT, "y[n, c, i, j] = max over u < kh, v < kw of x_pad[n, c, i*sh + u*dh, j*sw + v*dw]."),
+        Check("default_stride", "3x3 with stride=None (= kernel_size), x (2, 2, 9, 7)",
+              _pool_forward_run((2, 2, 9, 7), dict(kernel_size=3)), TOL_EXACT,
+              "stride=None means stride = kernel_size (PyTorch's default), not 1."),
+        Check("neg_inf_padding", "3x3, stride 2, padding 1 on all-negative x (2, 2, 7, 8)",
+              _pool_forward_run((2, 2, 7, 8), dict(kernel_size=3, stride=2, padding=1), kind="negative"), TOL_EXACT,
+              "pad with -inf, not 0: a zero pad beats every negative value in the border windows."),
+        Check("ceil", "2x2, stride 2, ceil_mode=True on odd sizes, x (1, 2, 7, 9) (FCN's pooling)",
+              _pool_forward_run((1, 2, 7, 9), dict(kernel_size=2, stride=2, ceil_mode=True)), TOL_EXACT,
+              "ceil mode: Ho = ceil((H + 2p - d(k-1) - 1) / s) + 1; the last, partial window is kept and its "
+              "missing pixels count as -inf."),
+        Check("ceil_last_window", "2x2, stride 2, padding 1, ceil_mode=True, x (1, 2, 7, 5): PyTorch's rule",
+              _pool_forward_run((1, 2, 7, 5), dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)), TOL_EXACT,
+              "in ceil mode the last window must start inside the input or the left padding: if (Ho-1)*s >= H + p, "
+              "drop it (Ho -= 1). Here H = 7 gives Ho = 4, not 5."),
+        Check("dilation", "3x2 kernel, stride (2, 1), padding (1, 0), dilation (2, 1), x (2, 2, 9, 6)",
+              _pool_forward_run((2, 2, 9, 6), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0),
+                                                   dilation=(2, 1))), TOL_EXACT,
+              "tap u of window i reads row i*sh + u*dh - ph; kernel_size, stride, padding and dilation may each be "
+              "an int or an (h, w) pair."),
+        Check("random", "6 random geometries (seed 4), floor and ceil mode", random, TOL_EXACT,
+              "compare the failing geometry with the rules above: output size, -inf padding, stride, dilation."),
+    ]
+
+
+def _pool_backward_run(shape, pool, seed=0, kind="distinct"):
+    def run(mod):
+        x = _pool_x(shape, seed, kind)
+        y_ref, cache_ref = F.maxpool2d_forward(x, **pool)
+        g = _rng(seed + 100).standard_normal(y_ref.shape)
+        _, cache = _unpack(_call(mod, "maxpool2d_forward", x.copy(), **pool), "maxpool2d_forward", ("y", "cache"))
+        return _diff(_call(mod, "maxpool2d_backward", g.copy(), cache), F.maxpool2d_backward(g, cache_ref), "dx")
+    return run
+
+
+def _pool_backward_checks():
+    def fd(mod):
+        x = distinct_values((2, 2, 7, 9), _rng(5))
+        pool = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
+        return _fd(lambda: _unpack(_call(mod, "maxpool2d_forward", x, **pool), "maxpool2d_forward", ("y", "c"))[0],
+                   lambda g: {"x": _call(mod, "maxpool2d_backward", g, _call(mod, "maxpool2d_forward", x, **pool)[1])},
+                   {"x": x}, 5)
+
+    def random(mod):
+        return max(_pool_backward_run(shape, pool, seed, kind="ties" if seed % 2 else "distinct")(mod)
+                   for shape, pool, seed in _pool_random(6, 6))
+
+    return [
+        Check("forward", "your maxpool2d_forward: 3x3, stride 2, padding 1, ceil mode, x (2, 2, 8, 7)",
+              _pool_forward_run((2, 2, 8, 7), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)), TOL_EXACT,
+              "the backward is graded through YOUR forward and its cache: make maxpool2d_forward pass first "
+              "(exercise 06)."),
+        Check("route", "2x2, stride 2, distinct values: dy goes to each window's maximum",
+              _pool_backward_run((2, 3, 6, 8), dict(kernel_size=2, stride=2)), TOL_EXACT,
+              "each dy[n, c, i, j] goes to the ONE input pixel that won window (i, j); every other pixel gets 0. "
+              "Keep the winner's position (argmax) in the cache."),
+        Check("ties", "2x2 and 3x3 windows full of ties (values 0, 1, 2): the FIRST maximum wins",
+              lambda mod: max(_pool_backward_run((2, 2, 6, 8), dict(kernel_size=2, stride=2), 1, "ties")(mod),
+                              _pool_backward_run((2, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1), 2,
+                                                 "ties")(mod)),
+              TOL_EXACT,
+              "on a tie the FIRST maximum in row-major window order wins (PyTorch's choice): np.argmax returns the "
+              "first; when scanning, replace the winner only on a strictly greater value (>, not >=)."),
+        Check("overlap", "3x3, stride 1: overlapping windows, one pixel wins several",
+              _pool_backward_run((2, 2, 6, 7), dict(kernel_size=3, stride=1)), TOL_EXACT,
+              "a pixel that wins several windows collects the SUM of their gradients: use += in a loop or "
+              "np.add.at; dx[idx] = dy with repeated idx keeps only one of them."),
+        Check("ceil_pad", "2x2, stride 2, padding 1, ceil mode on odd sizes, x (2, 2, 7, 9)",
+              _pool_backward_run((2, 2, 7, 9), dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)), TOL_EXACT,
+              "border windows hang over the padding, but padding is -inf, so the winner is always a real pixel: "
+              "store its index in the unpadded input."),
+        Check("random", "6 random geometries (seed 6), half of them with ties", random, TOL_EXACT,
+              "compare the failing geometry with the rules above: argmax routing, first maximum, sums."),
+        Check("fd", "finite differences (values 0.01 apart, no near-ties): 3x3, stride 2, padding 1, ceil mode",
+              fd, TOL_KINK, "your backward is not the derivative of your forward: dx is dy routed to the argmax."),
+    ]
+
+
+# --------------------------------------------------------------------------- 08 transposed convolution
+
+
+def _convt_case(x_shape, Cout, k, seed=0, bias=True):
+    rng = _rng(seed)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((x_shape[1], Cout, kh, kw))
+    return x, w, (rng.standard_normal(Cout) if bias else None)
+
+
+def _convt_forward_run(x_shape, Cout, k, hyper, seed=0, bias=True):
+    def run(mod):
+        x, w, b = _convt_case(x_shape, Cout, k, seed, bias)
+        out = _unpack(_call(mod, "conv_transpose2d_forward", x.copy(), w.copy(), _copy(b), **hyper,
+                            method="zero_insert"), "conv_transpose2d_forward", ("y", "cache"))
+        return _diff(out[0], F.conv_transpose2d_forward(x, w, b, **hyper)[0], "y")
+    return run
+
+
+def _convt_grads_run(x_shape, Cout, k, hyper, seed=0, bias=True):
+    def run(mod):
+        x, w, b = _convt_case(x_shape, Cout, k, seed, bias)
+        y_ref, cache_ref = F.conv_transpose2d_forward(x, w, b, **hyper)
+        g = _rng(seed + 100).standard_normal(y_ref.shape)
+        _, cache = _unpack(_call(mod, "conv_transpose2d_forward", x.copy(), w.copy(), _copy(b), **hyper,
+                                 method="zero_insert"), "conv_transpose2d_forward", ("y", "cache"))
+        out = _unpack(_call(mod, "conv_transpose2d_backward", g.copy(), cache), "conv_transpose2d_backward",
+                      ("dx", "dweight", "dbias"))
+        want = F.conv_transpose2d_backward(g, cache_ref)
+        return _diffs({n: (o, r) for n, o, r in zip(("dx", "dweight", "dbias"), out, want)})
+    return run
+
+
+def _convt_checks():
+    fcn = dict(stride=2, padding=1)
+    odd = dict(stride=(2, 3), padding=(0, 1), output_padding=(1, 0), dilation=2)
+
+    def adjoint(mod):
+        rng = _rng(9)
+        x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((2, 3, 3, 3))  # conv weight (F=2, C=3)
+        y = F.conv2d_forward(x, w, None, stride=2, padding=1)[0]  # (2, 2, 5, 4)
+        g = rng.standard_normal(y.shape)
+        # conv_transpose with the conv's weight (read as (C_in=2, C_out=3)) is the conv's adjoint;
+        # output_padding (0, 1) recovers W = 8, which the stride-2 conv maps to the same 4 columns as W = 7
+        out = _unpack(_call(mod, "conv_transpose2d_forward", g.copy(), w.copy(), None, stride=2, padding=1,
+                            output_padding=(0, 1), dilation=1, method="zero_insert"), "conv_transpose2d_forward",
+                      ("y", "cache"))[0]
+        _diff(out, x, "y")
+        return rel_error(float(np.sum(y * g)), float(np.sum(x * out)))
+
+    def fd(mod):
+        x, w, b = _convt_case((2, 2, 3, 4), 3, (3, 2), seed=11)
+
+        def forward():
+            return _unpack(_call(mod, "conv_transpose2d_forward", x, w, b, **odd, method="zero_insert"),
+                           "conv_transpose2d_forward", ("y", "cache"))[0]
+
+        def backward(g):
+            _, cache = _call(mod, "conv_transpose2d_forward", x, w, b, **odd, method="zero_insert")
+            return _grads(_call(mod, "conv_transpose2d_backward", g, cache), ("x", "weight", "bias"),
+                          (x.shape, w.shape, b.shape))
+
+        return _fd(forward, backward, {"x": x, "weight": w, "bias": b}, 11)
+
+    flip = ("insert s-1 zeros between pixels, pad d(k-1)-p top/left (d(k-1)-p+op bottom/right), then a stride-1 "
+            "convolution with np.flip(weight, (2, 3)).transpose(1, 0, 2, 3): did you flip the kernel in both "
+            "spatial axes and swap its in/out channels?")
+    return [
+        Check("fcn_upsampler", "FCN's x2 upsampler: k4, stride 2, padding 1, bias, x (2, 3, 4, 5) -> 2 channels",
+              _convt_forward_run((2, 3, 4, 5), 2, 4, fcn), TOL_EXACT, flip),
+        Check("stride1", "k3, stride 1, padding 0 (the 'full' convolution), no bias, x (2, 2, 5, 4)",
+              _convt_forward_run((2, 2, 5, 4), 3, 3, {}, bias=False), TOL_EXACT,
+              "with stride 1 no zeros are inserted: pad k-1 on every side; the kernel must still be flipped."),
+        Check("output_padding", "k3, stride 3, padding 1, output_padding 2, x (2, 2, 3, 4)",
+              _convt_forward_run((2, 2, 3, 4), 3, 3, dict(stride=3, padding=1, output_padding=2)), TOL_EXACT,
+              "output_padding adds op rows/columns at the bottom/right only: pad d(k-1)-p top/left and "
+              "d(k-1)-p+op bottom/right. Ho = (H-1)s - 2p + d(k-1) + op + 1."),
+        Check("crop", "k3, stride 3, padding 3: d(k-1)-p < 0 crops, x (1, 2, 4, 5)",
+              _convt_forward_run((1, 2, 4, 5), 2, 3, dict(stride=3, padding=3)), TOL_EXACT,
+              "when p > d(k-1) the pad d(k-1)-p is negative: cut that many rows/columns off instead of padding."),
+        Check("dilation_pairs", "3x2 kernel, stride (2, 3), padding (0, 1), output_padding (1, 0), dilation 2",
+              _convt_forward_run((2, 2, 3, 4), 3, (3, 2), odd), TOL_EXACT,
+              "with dilation d: pad d(k-1)-p, and run the stride-1 convolution with dilation d; each of stride, "
+              "padding, output_padding, dilation may be an int or an (h, w) pair."),
+        Check("adjoint", "dot-product test <conv(x), g> == <conv_transpose(g), x>", adjoint, TOL_EXACT,
+              "the transposed convolution is the adjoint of the convolution with the same weight: " + flip),
+        Check("grads", "dx, dweight, dbias of FCN's upsampler (k4, s2, p1) and of the dilated case",
+              lambda mod: max(_convt_grads_run((2, 3, 4, 5), 2, 4, fcn)(mod),
+                              _convt_grads_run((2, 2, 3, 4), 3, (3, 2), odd, seed=1)(mod), key=lambda r: r[0]),
+              TOL_EXACT,
+              "go back through the stride-1 convolution (conv2d_backward), the padding (cut it off; zeros where "
+              "it cropped) and the zero insertion (keep every s-th pixel). Flip dweight back and swap its "
+              "channels back: (C_in, C_out, kh, kw)."),
+        Check("fd", "finite differences (float64, random upstream): the dilated case", fd, TOL_SMOOTH,
+              "your backward is not the derivative of your forward: the detail in brackets says which tensor."),
+    ]
+
+
+# --------------------------------------------------------------------------- 09 bilinear kernel
+
+
+def _bilinear_checks():
+    def kernel(*ks, dtype=None):
+        def run(mod):
+            errs = []
+            for k in ks:
+                got = _call(mod, "bilinear_kernel", k) if dtype is None else _call(mod, "bilinear_kernel", k, dtype)
+                want = init.bilinear_kernel(k) if dtype is None else init.bilinear_kernel(k, dtype)
+                errs.append(_diff(got, want, f"bilinear_kernel({k})"))
+            return max(errs)
+        return run
+
+    def weight(mod):
+        errs = [_diff(_call(mod, "bilinear_weight", 3, 3, 4), init.bilinear_weight(3, 3, 4),
+                      "bilinear_weight(3, 3, 4)"),
+                _diff(_call(mod, "bilinear_weight", 2, 3, (4, 3), np.float64),
+                      init.bilinear_weight(2, 3, (4, 3), np.float64), "bilinear_weight(2, 3, (4, 3), float64)")]
+        return max(errs)
+
+    return [
+        Check("k4", "k = 4: taps 1/4, 3/4, 3/4, 1/4 (FCN's x2 upsampler)", kernel(4), TOL_EXACT,
+              "f = ceil(k/2), c = f - 0.5 for even k; taps t[i] = 1 - |i - c| / f; kernel = np.outer(t, t)."),
+        Check("k3_odd", "k = 3 and 5: odd k, a tap sits on the centre", kernel(3, 5), TOL_EXACT,
+              "for odd k the centre is c = f - 1 (a tap sits exactly on it, weight 1): k = 3 gives 1/2, 1, 1/2."),
+        Check("sizes", "k = 1, 2, 16 (FCN-8s's x8), 64 (FCN-32s's x32)", kernel(1, 2, 16, 64), TOL_EXACT,
+              "the same formula for every k: f = ceil(k/2); k = 1 is the single tap 1."),
+        Check("dtype", "dtype=np.float32 gives float32 (default float64)", kernel(4, 3, dtype=np.float32),
+              TOL_EXACT, "build the taps in float64, then return .astype(dtype)."),
+        Check("weight", "bilinear_weight: (C_in, C_out, kh, kw), kernel on the channel diagonal only", weight,
+              TOL_EXACT,
+              "np.zeros((in_channels, out_channels, kh, kw), dtype) with w[c, c] = the kernel for c < min(C_in, "
+              "C_out); k may be an int or a pair (kh, kw) (then the outer product of two different taps); "
+              "default dtype float32."),
+    ]
+
+
+# --------------------------------------------------------------------------- 10 softmax cross-entropy
+
+
+def _ce_case(seed, ignore=0.0, scale=3.0, ignore_index=255, shape=(2, 4, 5, 6)):
+    rng = _rng(seed)
+    logits = rng.standard_normal(shape) * scale
+    labels = rng.integers(0, shape[1], (shape[0], *shape[2:]))
+    labels[rng.random(labels.shape) < ignore] = ignore_index
+    return logits, labels
+
+
+def _ce_checks():
+    def loss(seed, **kw):
+        ignore_index = kw.get("ignore_index", 255)
+
+        def run(mod):
+            logits, labels = _ce_case(seed, **kw)
+            out = _unpack(_call(mod, "softmax_cross_entropy_forward", logits.copy(), labels.copy(), ignore_index),
+                          "softmax_cross_entropy_forward", ("loss", "cache"))
+            return _diff(out[0], F.softmax_cross_entropy_forward(logits, labels, ignore_index)[0], "loss")
+        return run
+
+    def grad(seed, dloss, **kw):
+        def run(mod):
+            logits, labels = _ce_case(seed, **kw)
+            _, cache = _unpack(_call(mod, "softmax_cross_entropy_forward", logits.copy(), labels.copy()),
+                               "softmax_cross_entropy_forward", ("loss", "cache"))
+            got = _call(mod, "softmax_cross_entropy_backward", cache, dloss)
+            want = F.softmax_cross_entropy_backward(F.softmax_cross_entropy_forward(logits, labels)[1], dloss)
+            return _diff(got, want, "dlogits")
+        return run
+
+    def all_ignored(mod):
+        return max(loss(12, ignore=1.0)(mod), grad(12, 1.0, ignore=1.0)(mod))
+
+    def fd(mod):
+        logits, labels = _ce_case(13, ignore=0.3)
+
+        def forward():
+            return _unpack(_call(mod, "softmax_cross_entropy_forward", logits, labels),
+                           "softmax_cross_entropy_forward", ("loss", "cache"))[0]
+
+        def backward(g):
+            _, cache = _call(mod, "softmax_cross_entropy_forward", logits, labels)
+            return {"logits": _call(mod, "softmax_cross_entropy_backward", cache, float(g))}
+
+        return _fd(forward, backward, {"logits": logits}, 13)
+
+    return [
+        Check("loss", "loss on logits (2, 4, 5, 6), every pixel labelled", loss(10), TOL_EXACT,
+              "loss = mean over pixels of log(sum_c exp(z_c)) - z_label; pick the label's logit with "
+              "np.take_along_axis(z, labels[:, None], axis=1)."),
+        Check("ignore", "30% of the pixels labelled 255 (ignore_index)", loss(11, ignore=0.3), TOL_EXACT,
+              "ignored pixels give no loss: sum over the valid pixels only and divide by the number of NON-ignored "
+              "pixels, not by N*H*W."),
+        Check("stable", "logits scaled to about +-3000", loss(14, scale=1000.0), TOL_EXACT,
+              "subtract each pixel's max logit before exp (log-sum-exp is unchanged): exp(1000) overflows to inf."),
+        Check("all_ignored", "every pixel ignored: loss 0 and a zero gradient", all_ignored, TOL_EXACT,
+              "no valid pixel (V = 0): return loss 0.0 and dlogits of zeros, not 0/0 = NaN."),
+        Check("ignore_index", "ignore_index=-1 instead of 255", loss(15, ignore=0.3, ignore_index=-1), TOL_EXACT,
+              "use the ignore_index argument, not a hard-coded 255."),
+        Check("grad", "dlogits with ignored pixels and dloss = 2.5", grad(16, 2.5, ignore=0.3), TOL_EXACT,
+              "dlogits = dloss * (softmax(z) - onehot(label)) / V on valid pixels, 0 on ignored ones "
+              "(V = the number of valid pixels)."),
+        Check("fd", "finite differences (float64, random upstream scalar), 30% ignored", fd, TOL_SMOOTH,
+              "your backward is not the derivative of your loss: check the 1/V factor and dloss."),
+    ]
+
+
+# --------------------------------------------------------------------------- 11 FCN-8s skip fusion
+
+
+def _fusion_checks():
+    def forward(up_shape, skip_shape, seed=0):
+        def run(mod):
+            rng = _rng(seed)
+            up, skip = rng.standard_normal(up_shape), rng.standard_normal(skip_shape)
+            out = _unpack(_call(mod, "crop_add_forward", up.copy(), skip.copy()), "crop_add_forward", ("y", "cache"))
+            return _diff(out[0], F.crop_add_forward(up, skip)[0], "y")
+        return run
+
+    def backward(mod):
+        errs = []
+        for seed, (up_shape, skip_shape) in enumerate((((2, 3, 6, 8), (2, 3, 5, 7)), ((1, 2, 10, 12), (1, 2, 7, 9)))):
+            rng = _rng(20 + seed)
+            up, skip = rng.standard_normal(up_shape), rng.standard_normal(skip_shape)
+            g = rng.standard_normal(skip_shape)
+            _, cache = _unpack(_call(mod, "crop_add_forward", up.copy(), skip.copy()), "crop_add_forward",
+                               ("y", "cache"))
+            out = _unpack(_call(mod, "crop_add_backward", g.copy(), cache), "crop_add_backward", ("d_up", "d_skip"))
+            want = F.crop_add_backward(g, F.crop_add_forward(up, skip)[1])
+            errs.append(_diffs({n: (o, r) for n, o, r in zip(("d_up", "d_skip"), out, want)}))
+        return max(errs, key=lambda r: r[0])
+
+    def fd(mod):
+        rng = _rng(22)
+        up, skip = rng.standard_normal((2, 3, 6, 8)), rng.standard_normal((2, 3, 5, 7))
+
+        def fwd():
+            return _unpack(_call(mod, "crop_add_forward", up, skip), "crop_add_forward", ("y", "cache"))[0]
+
+        def bwd(g):
+            return _grads(_call(mod, "crop_add_backward", g, _call(mod, "crop_add_forward", up, skip)[1]),
+                          ("up", "skip"), (up.shape, skip.shape))
+
+        return _fd(fwd, bwd, {"up": up, "skip": skip}, 22)
+
+    def fcn8s(mod):
+        from .models import FCN8s
+
+        rng = _rng(23)
+        model = FCN8s(3, widths=(2, 3, 4, 5, 6), convs_per_block=(1, 1, 1, 1, 1), fc_channels=8,
+                      dtype=np.float64, rng=rng).eval()
+        for layer in (model.score_fr, model.score_pool4_fr, model.score_pool3_fr):  # zero-initialised: make them count
+            layer.params["weight"][...] = rng.standard_normal(layer.weight.shape)
+        x = rng.standard_normal((1, 3, 37, 45))
+        want = model.forward(x)
+        h = x
+        for b in range(1, 6):  # the model's own layers, only the two fusions are yours
+            h = model._block_forward(b, h)
+            if b == 3:
+                score_pool3 = model.score_pool3_fr.forward(h)
+            if b == 4:
+                score_pool4 = model.score_pool4_fr.forward(h)
+        score = model._head_forward(h)
+        h = _unpack(_call(mod, "crop_add_forward", model.upscore2.forward(score), score_pool4),
+                    "crop_add_forward", ("y", "cache"))[0]
+        h = _unpack(_call(mod, "crop_add_forward", model.upscore2_pool4.forward(h), score_pool3),
+                    "crop_add_forward", ("y", "cache"))[0]
+        got = model.crop_out.forward(model.upscore8.forward(h), x.shape[2:])
+        return _diff(got, want, "logits")
+
+    top_left = ("keep the TOP-LEFT corner (offset 0), not the centre: up[:, :, :h, :w]. The surplus rows/columns "
+                "come from ceil-mode pooling's last, partial window, at the bottom/right.")
+    return [
+        Check("same_size", "up and skip of the same size (H, W multiples of 32): y = up + skip",
+              forward((2, 3, 4, 6), (2, 3, 4, 6)), TOL_EXACT,
+              "y = up[:, :, :h, :w] + skip with (h, w) = skip.shape[2:]; with equal sizes nothing is cut."),
+        Check("odd", "up (2, 3, 6, 8) onto skip (2, 3, 5, 7): one surplus row and column (a 37x45 input's pool4)",
+              forward((2, 3, 6, 8), (2, 3, 5, 7), 1), TOL_EXACT, top_left),
+        Check("bigger", "up (1, 2, 10, 12) onto skip (1, 2, 7, 9): several surplus rows and columns",
+              forward((1, 2, 10, 12), (1, 2, 7, 9), 2), TOL_EXACT, top_left),
+        Check("backward", "d_up, d_skip for the two crops above", backward, TOL_EXACT,
+              "d_skip = dy (a copy); d_up has up's shape: dy in the kept top-left window, 0 in the cropped-off "
+              "rows and columns."),
+        Check("fd", "finite differences (float64, random upstream)", fd, TOL_SMOOTH,
+              "your backward is not the derivative of your forward: the detail in brackets says which tensor."),
+        Check("fcn8s", "a tiny FCN-8s on a 37x45 input, both fusions yours: the model's logits", fcn8s, TOL_EXACT,
+              top_left),
+    ]
+
+
+# --------------------------------------------------------------------------- 12 mean IoU
+
+
+def _iou_case(seed, K=4, shape=(2, 5, 6), ignore=0.0, absent=None, ignore_index=255):
+    rng = _rng(seed)
+    truth = rng.integers(0, K, shape)
+    pred = np.where(rng.random(shape) < 0.6, truth, rng.integers(0, K, shape))  # mostly right
+    if absent is not None:  # a class nobody has: neither truth nor prediction
+        truth[truth == absent] = (absent + 1) % K
+        pred[pred == absent] = (absent + 1) % K
+    truth[rng.random(shape) < ignore] = ignore_index
+    return truth, pred
+
+
+def _iou_checks():
+    def cm(seed, **kw):
+        ignore_index = kw.get("ignore_index", 255)
+
+        def run(mod):
+            truth, pred = _iou_case(seed, **kw)
+            K = kw.get("K", 4)
+            got = _call(mod, "confusion_matrix", truth.copy(), pred.copy(), K, ignore_index)
+            return _diff(got, metrics.confusion_matrix(truth, pred, K, ignore_index), "confusion matrix")
+        return run
+
+    def scores(keys, matrices):
+        def run(mod):
+            errs = []
+            for m in matrices:
+                m = np.asarray(m, dtype=np.int64)
+                want = metrics.scores(m)
+                errs.append(_diff(_call(mod, "scores", m.copy()), {k: want[k] for k in keys}, "scores(cm)"))
+            return max(errs)
+        return run
+
+    rng = _rng(30)
+    dense = [metrics.confusion_matrix(*_iou_case(31 + i, K=k), k) for i, k in enumerate((3, 4, 6))]
+    absent = [metrics.confusion_matrix(*_iou_case(34, K=5, absent=2), 5),
+              np.array([[5, 1, 0], [2, 0, 0], [0, 0, 0]])]  # class 1 only wrong, class 2 absent
+    lopsided = [rng.integers(0, 50, (4, 4)) * np.array([1, 5, 20, 1])[:, None]]
+    return [
+        Check("cm", "confusion matrix of (2, 5, 6) label maps, 4 classes", cm(40), TOL_EXACT,
+              "cm[t, p] counts pixels of true class t predicted as p (rows = truth), int64: "
+              "np.bincount(K * truth + pred, minlength=K*K).reshape(K, K)."),
+        Check("cm_ignore", "30% of the truth is 255 (ignore_index)", cm(41, ignore=0.3), TOL_EXACT,
+              "drop the pixels whose TRUTH is ignore_index before counting (whatever the prediction there)."),
+        Check("cm_ignore_index", "ignore_index=-1 instead of 255", cm(42, ignore=0.3, ignore_index=-1), TOL_EXACT,
+              "use the ignore_index argument, not a hard-coded 255."),
+        Check("pixel_accuracy", "pixel_accuracy = sum(diag) / sum(cm), 3 matrices", scores(["pixel_accuracy"], dense),
+              TOL_EXACT, "pixel accuracy is the trace over the total: np.diag(cm).sum() / cm.sum()."),
+        Check("mean_iou", "mean_iou and per_class_iou, every class present", scores(["mean_iou", "per_class_iou"],
+                                                                                  dense), TOL_EXACT,
+              "IoU_i = n_ii / (t_i + p_i - n_ii) with t = row sums (truth) and p = column sums (prediction); "
+              "mean IoU is their mean."),
+        Check("absent_class", "mean_iou with a class absent from truth and prediction (NaN IoU)",
+              scores(["mean_iou", "per_class_iou"], absent), TOL_EXACT,
+              "a class absent from both truth and prediction has IoU 0/0 = NaN: leave it out of the mean "
+              "(np.nanmean), do not count it as 0."),
+        Check("accuracy", "mean_accuracy and per_class_accuracy (NaN for a class absent from the truth)",
+              scores(["mean_accuracy", "per_class_accuracy"], dense + absent), TOL_EXACT,
+              "per-class accuracy n_ii / t_i (NaN when t_i = 0); mean accuracy is its nanmean."),
+        Check("fw_iou", "fw_iou on unbalanced classes", scores(["fw_iou"], lopsided + absent), TOL_EXACT,
+              "frequency-weighted IoU = sum_i (t_i / total) * IoU_i over the classes present in the truth."),
+        Check("empty", "an all-zero matrix: every score NaN",
+              scores(["pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou"], [np.zeros((3, 3))]), TOL_EXACT,
+              "no pixel at all: every score is NaN (0/0), none is 0."),
+    ]
+
+
+# --------------------------------------------------------------------------- the registry
+
+EXERCISES = (
+    Exercise(1, "im2col", "02", "unfold every kernel window into a column: (N, C, H, W) -> (N, C*kh*kw, Ho*Wo)",
+             ("im2col",), _im2col_checks),
+    Exercise(2, "col2im", "02", "the adjoint of im2col: sum the columns back into (N, C, H, W)",
+             ("col2im",), _col2im_checks),
+    Exercise(3, "conv2d_forward", "03", "convolution forward by im2col + one GEMM (stride, padding, dilation)",
+             ("conv2d_forward",), _conv_forward_checks),
+    Exercise(4, "conv2d_backward", "03", "convolution backward: dx, dweight, dbias",
+             ("conv2d_forward", "conv2d_backward"), _conv_backward_checks),
+    Exercise(5, "relu", "04", "ReLU forward and backward (the kink at 0)", ("relu_forward", "relu_backward"),
+             _relu_checks),
+    Exercise(6, "maxpool_forward", "04", "max-pool forward: -inf padding, ceil mode with PyTorch's rule",
+             ("maxpool2d_forward",), _pool_forward_checks),
+    Exercise(7, "maxpool_backward", "04", "max-pool backward: route dy to the argmax, ties to the first, sum repeats",
+             ("maxpool2d_forward", "maxpool2d_backward"), _pool_backward_checks),
+    Exercise(8, "conv_transpose_zero_insert", "05",
+             "transposed convolution by zero insertion + flipped-kernel conv, and its backward",
+             ("conv_transpose2d_forward", "conv_transpose2d_backward"), _convt_checks),
+    Exercise(9, "bilinear_kernel", "06", "the bilinear upsampling kernel and FCN's upscore weight",
+             ("bilinear_kernel", "bilinear_weight"), _bilinear_checks),
+    Exercise(10, "softmax_cross_entropy", "07", "per-pixel softmax cross-entropy with ignore_index, and its gradient",
+             ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward"), _ce_checks),
+    Exercise(11, "fcn8s_skip_fusion", "08", "FCN-8s skip fusion: crop the upsampled scores at the top-left, add",
+             ("crop_add_forward", "crop_add_backward"), _fusion_checks),
+    Exercise(12, "mean_iou", "09", "the confusion matrix and the scores from it (mean IoU)",
+             ("confusion_matrix", "scores"), _iou_checks),
+)
+
+# The engine function each learner function mirrors (its signature is the one to write).
+ENGINE = {
+    "im2col": kernels.im2col, "col2im": kernels.col2im,
+    "conv2d_forward": F.conv2d_forward, "conv2d_backward": F.conv2d_backward,
+    "relu_forward": F.relu_forward, "relu_backward": F.relu_backward,
+    "maxpool2d_forward": F.maxpool2d_forward, "maxpool2d_backward": F.maxpool2d_backward,
+    "conv_transpose2d_forward": F.conv_transpose2d_forward, "conv_transpose2d_backward": F.conv_transpose2d_backward,
+    "bilinear_kernel": init.bilinear_kernel, "bilinear_weight": init.bilinear_weight,
+    "softmax_cross_entropy_forward": F.softmax_cross_entropy_forward,
+    "softmax_cross_entropy_backward": F.softmax_cross_entropy_backward,
+    "crop_add_forward": F.crop_add_forward, "crop_add_backward": F.crop_add_backward,
+    "confusion_matrix": metrics.confusion_matrix, "scores": metrics.scores,
+}
+
+
+def get(name: str) -> Exercise:
+    """An exercise by name (``im2col``), file stem (``01_im2col``), file name or number (``1``, ``01``)."""
+    key = str(name).strip()
+    key = key[:-3] if key.endswith(".py") else key
+    for ex in EXERCISES:
+        if key in (ex.name, ex.filename[:-3], str(ex.number), f"{ex.number:02d}"):
+            return ex
+    raise ExerciseError(MESSAGES["unknown"].format(name=name))
+
+
+def exercises_dir() -> Path:
+    """``lessons/exercises/`` of the repository this package sits in."""
+    return Path(__file__).resolve().parent.parent / "lessons" / "exercises"
+
+
+def default_file(ex: Exercise) -> Path:
+    folder = exercises_dir()
+    if not folder.is_dir():
+        raise ExerciseError(MESSAGES["no_folder"].format(folder=folder))
+    return folder / ex.filename
+
+
+def load(ex: Exercise, path) -> ModuleType:
+    """Import the learner's file from ``path``; ExerciseError if it is missing, broken, or lacks a function."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExerciseError(MESSAGES["no_file"].format(path=path))
+    module_name = f"_fcn_scratch_exercise_{ex.number:02d}"
+    # an explicit source loader, so any file name works (spec_from_file_location wants a .py suffix)
+    spec = importlib.util.spec_from_file_location(module_name, path, loader=SourceFileLoader(module_name, str(path)))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = mod  # dataclasses and pickling look modules up here
+    dont_write = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # no __pycache__ next to the learner's file
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # so the file may import a helper module of its own beside it
+    try:
+        spec.loader.exec_module(mod)
+    except SyntaxError as exc:
+        raise ExerciseError(MESSAGES["syntax"].format(path=path, line=exc.lineno, msg=exc.msg)) from None
+    except (Exception, SystemExit) as exc:  # anything the learner's module does at import time
+        where = _where(exc, path)
+        raise ExerciseError(MESSAGES["import"].format(path=path, exc=f"{_exc_text(exc)}  [{where}]")) from None
+    finally:
+        sys.dont_write_bytecode = dont_write
+        if folder in sys.path:
+            sys.path.remove(folder)
+    for fn in ex.functions:
+        if not callable(getattr(mod, fn, None)):
+            raise ExerciseError(MESSAGES["missing"].format(path=path, fn=fn, name=ex.name,
+                                                           fns=", ".join(f + "()" for f in ex.functions)))
+    return mod
+
+
+def _exc_text(exc) -> str:
+    msg = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
+
+
+def _where(exc, path: Path, signature: str = "") -> str:
+    """The last line of the learner's file in the traceback of ``exc``."""
+    target = path.resolve()
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == target]
+    if frames:
+        f = frames[-1]
+        code = (f.line or "").strip()
+        if isinstance(exc, NotImplementedError) or not code:  # the message already says it all
+            return MESSAGES["where_line"].format(file=path.name, line=f.lineno)
+        return MESSAGES["where_yours"].format(file=path.name, line=f.lineno, code=code)
+    return MESSAGES["where_not_yours"].format(signature=signature or "the engine's")
+
+
+def _signature(fn_name):
+    """``name(a, b=1, dtype=np.float64)``: the engine function's parameters, without annotations."""
+    def param(p):
+        if p.default is inspect.Parameter.empty:
+            return p.name
+        d = p.default
+        return f"{p.name}={'np.' + d.__name__ if isinstance(d, type) else repr(d)}"
+
+    return f"{fn_name}({', '.join(param(p) for p in inspect.signature(ENGINE[fn_name]).parameters.values())})"
+
+
+def run_check(check: Check, mod: ModuleType, path: Path, ex: Exercise) -> Result:
+    """Run one check; the learner's exceptions and wrong structures fail it, never the grader."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            out = check.run(mod)
+    except Mismatch as exc:
+        return Result(check, False, None, why=str(exc), show_hint=not exc.complete)
+    except (Exception, SystemExit) as exc:  # SystemExit: a learner's sys.exit() must not end the grading
+        named = [f for f in ex.functions if f"{f}(" in str(exc)] or list(ex.functions)  # TypeError names it
+        sig = "; ".join(_signature(f) for f in named)
+        return Result(check, False, None, why=MESSAGES["raised"].format(exc=_exc_text(exc),
+                                                                         where=_where(exc, path, sig)))
+    err, detail = out if isinstance(out, tuple) else (out, "")
+    err = float(err)
+    return Result(check, bool(err <= check.tol), err, detail)
+
+
+def grade(name: str, path=None) -> tuple[Exercise, Path, list[Result]]:
+    """Load and check an exercise; returns the exercise, the file graded and one Result per check."""
+    ex = get(name)
+    path = Path(path) if path is not None else default_file(ex)
+    mod = load(ex, path)
+    return ex, path, [run_check(c, mod, path, ex) for c in ex.checks()]
+
+
+def format_result(r: Result) -> list[str]:
+    c = r.check
+    if r.error is None:
+        err = ""
+    else:
+        err = MESSAGES["error"].format(err=r.error, op="<=" if r.passed else ">", tol=c.tol)
+        if r.detail:
+            err += " " + MESSAGES["detail"].format(detail=r.detail)
+    lines = [MESSAGES["pass_line" if r.passed else "fail_line"].format(title=c.title, error=err).rstrip()]
+    if not r.passed:
+        if r.why:
+            lines.append(MESSAGES["why"].format(why=r.why))
+        if r.show_hint:
+            lines.append(MESSAGES["hint"].format(hint=c.hint))
+    return lines
+
+
+def check_command(name: str, path=None, print_fn=print) -> int:
+    """``fcn-scratch exercise check NAME [--file PATH]``: print the grade; 0 if every check passes, else 1."""
+    ex, path, results = grade(name, path)
+    print_fn(MESSAGES["header"].format(number=ex.number, name=ex.name, lesson=ex.lesson, path=path))
+    for r in results:
+        for line in format_result(r):
+            print_fn(line)
+    passed = sum(r.passed for r in results)
+    key = "summary_pass" if passed == len(results) else "summary_fail"
+    print_fn(MESSAGES[key].format(passed=passed, total=len(results)))
+    return 0 if passed == len(results) else 1
+
+
+def list_command(print_fn=print) -> int:
+    """``fcn-scratch exercise list``: the exercises in lesson order."""
+    print_fn(MESSAGES["list_header"].format(n=len(EXERCISES)))
+    for ex in EXERCISES:
+        print_fn(MESSAGES["list_row"].format(number=ex.number, name=ex.name, lesson=ex.lesson, ask=ex.ask))
+    return 0
+
+
+__all__ = ["EXERCISES", "Exercise", "Check", "Result", "ExerciseError", "TOL_EXACT", "get", "load", "grade",
+           "check_command", "list_command", "exercises_dir"]
