@@ -462,7 +462,12 @@ def geometric_mean(values):
 
 def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=True, json_path=None,
         cold_start=False, print_fn=print) -> dict:
-    """Run the chosen sections, print the table, optionally write JSON; returns the figures."""
+    """Run the chosen sections, print the table, optionally write JSON; returns the figures.
+
+    ``repeats`` (>= 1) timed blocks per contender; 0 would leave every best time at inf.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     torch = _torch() if use_torch else None
     print_fn(f"backend: {kernels.get_backend()}, numba parallel kernels: {numba_kernels.PARALLEL}, "
              f"cores: {os.cpu_count()}, torch: {torch.__version__ if torch else 'not installed'}")
@@ -514,9 +519,11 @@ def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=
         "memory": {label: figures for label, figures in memory},
         "summary": summary,
     }
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(payload, f, indent=2)
+    if json_path:  # atomically: a reader never sees half a file (the CLI checked the folder before the run)
+        from .images import write_atomic
+
+        text = json.dumps(payload, indent=2) + "\n"
+        write_atomic(json_path, lambda f: f.write(text.encode()), suffix=".json")
         print_fn(f"wrote {json_path}")
     return payload
 

@@ -101,7 +101,8 @@ class Module:
         """Copy ``state`` into the parameters after checking every key, shape and dtype.
 
         Raises ``KeyError`` for a missing or unexpected key and ``ValueError``
-        for a shape or dtype mismatch; nothing is written unless all match.
+        for a shape or dtype mismatch or a NaN/inf value (naming the key);
+        nothing is written unless all match.
         """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
@@ -118,6 +119,8 @@ class Module:
                 raise ValueError(f"state_dict[{name!r}] has shape {v.shape}, expected {p.shape}")
             if v.dtype != p.dtype:
                 raise ValueError(f"state_dict[{name!r}] has dtype {v.dtype}, expected {p.dtype}")
+            if not np.isfinite(v).all():  # one NaN weight turns every output it reaches into NaN
+                raise ValueError(f"state_dict[{name!r}] contains NaN or inf")
         for name, p in own.items():
             p[...] = state[name]
 

@@ -1,7 +1,7 @@
 """FCN-32s, FCN-16s and FCN-8s (Long, Shelhamer & Darrell, CVPR 2015), forward and backward by hand.
 
-The three classes mirror the PyTorch classes of the seed notes
-(``../shared/seeds/002_*.txt``) attribute for attribute, so their
+The three classes mirror the PyTorch FCN classes of the study notes this
+project grew from (:mod:`fcn_scratch.torch_ref` holds them) attribute for attribute, so their
 ``state_dict`` keys read ``conv1_1.weight``, ``score_pool4_fr.bias``,
 ``upscore8.weight``, ... with PyTorch's layouts:
 
@@ -194,6 +194,40 @@ class _FCN(Module):
         up.params["weight"][...] = bilinear_weight(c, c, k, self.dtype)
         up.params["bias"][...] = 0
         return up
+
+    @classmethod
+    def state_shapes(cls, num_classes, in_channels=3, widths=VGG16_WIDTHS, convs_per_block=VGG16_CONVS,
+                     fc_channels=4096, dropout=0.5, *, dtype=np.float32, seed=None, rng=None) -> dict:
+        """``{key: shape}`` of the ``state_dict()`` the constructor with these arguments builds, in its order.
+
+        Computed from the arguments alone, nothing allocated: a checkpoint's
+        header can be checked against its stored arrays before a model (whose
+        weights a crafted header could make gigabytes large) is built. Mirrors
+        ``__init__`` line for line; ``tests/test_untrusted.py`` compares the two.
+        """
+        K = positive_int(num_classes, "num_classes")
+        cin = positive_int(in_channels, "in_channels")
+        widths = _int_tuple(widths, "widths", N_BLOCKS)
+        convs = _int_tuple(convs_per_block, "convs_per_block", N_BLOCKS)
+        fc = positive_int(fc_channels, "fc_channels")
+        float_dtype(dtype)
+        shapes = {}
+
+        def conv(name, c_in, c_out, k):
+            shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (c_out, c_in, k, k), (c_out,)
+
+        for b in range(1, N_BLOCKS + 1):
+            for i in range(1, convs[b - 1] + 1):
+                conv(f"conv{b}_{i}", cin, widths[b - 1], 3)
+                cin = widths[b - 1]
+            if b in cls.skips:
+                conv(f"score_pool{b}_fr", cin, K, 1)
+        conv("fc6", cin, fc, 1)
+        conv("fc7", fc, fc, 1)
+        conv("score_fr", fc, K, 1)
+        for name, k, _, _ in UPSAMPLERS[cls.variant]:  # ConvTranspose2d weight is (in, out, kh, kw)
+            shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (K, K, k, k), (K,)
+        return shapes
 
     @classmethod
     def tiny(cls, num_classes, **kwargs):

@@ -5,13 +5,22 @@ Pick the backend with ``set_backend("numba" | "numpy")``, temporarily with
 environment variable ``FCN_SCRATCH_BACKEND=numpy``. Both give the same results
 (tests compare them on every kernel); only the speed differs.
 
-Signatures (the callers in :mod:`fcn_scratch.functional` validate every size,
-so the kernels never see arguments that could index out of bounds):
+Signatures (the callers in :mod:`fcn_scratch.functional` validate every size;
+these public wrappers check again, cheaply, that the arrays and sizes agree, so
+no kernel -- which does not bounds-check -- ever sees an argument that could
+make it read or write out of bounds, whoever calls it):
 
 * ``im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) -> cols (N, C*kh*kw, Ho*Wo)``
 * ``col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) -> x (N, C, H, W)``
 * ``maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) -> (out, argmax)``
 * ``maxpool_backward(dout, argmax, H, W) -> dx (N, C, H, W)``
+
+Checked here: arrays are float32/float64 ``(N, C, H, W)`` (``argmax`` an integer
+array of ``dout``'s shape), sizes are ints, kernel/stride/dilation >= 1,
+padding >= 0, ``cols`` has the shape ``(N, C*kh*kw, Ho*Wo)`` the other
+arguments imply, max-pool outputs are no larger than ceil mode allows, and every
+``argmax`` lies in ``[0, H*W)`` or is -1 (a window of padding only). Each check is
+on shapes and scalars except the last, one ``min``/``max`` pass over ``argmax``.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import numba
 import numpy as np
 
 from . import numba_kernels, numpy_kernels
@@ -62,20 +72,133 @@ def _contig(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_MAX_ELEMENTS = 2**62  # far beyond any real array; keeps every index product inside int64
+
+
+def _floats(a, name, ndim):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
+    if a.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}")
+    return a
+
+
+def _ints(names, values, minimum):
+    out = []
+    for name, v in zip(names.split(), values):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {v!r}")
+        if not minimum <= v <= 2**31:
+            raise ValueError(f"{name} must be in [{minimum}, 2**31], got {v}")
+        out.append(int(v))
+    return out
+
+
+def _geometry(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    # fast path for the everyday call (plain ints in range): a few microseconds matter on 20-us kernels
+    if (type(kh) is int and type(kw) is int and type(sh) is int and type(sw) is int and type(ph) is int
+            and type(pw) is int and type(dh) is int and type(dw) is int and type(Ho) is int and type(Wo) is int
+            and min(kh, kw, sh, sw, dh, dw) >= 1 and min(ph, pw, Ho, Wo) >= 0
+            and max(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) <= 2**31):
+        return
+    _ints("kh kw sh sw dh dw", (kh, kw, sh, sw, dh, dw), 1)
+    _ints("ph pw Ho Wo", (ph, pw, Ho, Wo), 0)
+
+
+def _elements(*sizes):
+    n = 1
+    for s in sizes:
+        n *= int(s)
+    if n > _MAX_ELEMENTS:
+        raise ValueError(f"an array of {n} elements is too large")
+    return n
+
+
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    _floats(x, "x", 4)
+    _geometry(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    _elements(x.shape[0], x.shape[1], kh, kw, Ho, Wo)  # the columns it allocates
     return _MODULES[_backend].im2col(_contig(x), kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
 
 
 def col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    _floats(cols, "cols", 3)
+    _geometry(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    N, C = _ints("N C", (N, C), 0)
+    H, W = _ints("H W", (H, W), 1)
+    _elements(N, C, H, W)
+    expected = (N, C * kh * kw, Ho * Wo)
+    if cols.shape != expected:  # the kernel reads cols by these sizes: a smaller array would be overrun
+        raise ValueError(f"cols must have shape (N, C*kh*kw, Ho*Wo) = {expected}, got {cols.shape}")
     return _MODULES[_backend].col2im(_contig(cols), N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
 
 
+def _pool_extent(size, k, s, p, d):
+    """Largest output length whose windows all start inside the input or its left padding (ceil mode).
+
+    ``functional.pool_output_size(..., ceil_mode=True)``, repeated here so the kernels need no import from above.
+    """
+    out = (size + 2 * p - d * (k - 1) - 1 + s - 1) // s + 1
+    if out > 0 and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    _floats(x, "x", 4)
+    _geometry(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    H, W = x.shape[2:]
+    if H < 1 or W < 1:
+        raise ValueError(f"x must have H, W >= 1, got shape {x.shape}")
+    # the unrolled 2x2 kernel reads each window's first tap unchecked: it must lie inside the input
+    most = (_pool_extent(H, kh, sh, ph, dh), _pool_extent(W, kw, sw, pw, dw))
+    if Ho > most[0] or Wo > most[1]:
+        raise ValueError(f"output size {(Ho, Wo)} is larger than the {most} windows that fit input {(H, W)} "
+                         f"(kernel {(kh, kw)}, stride {(sh, sw)}, padding {(ph, pw)}, dilation {(dh, dw)})")
     return _MODULES[_backend].maxpool_forward(_contig(x), kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
 
 
+def _index_range_py(flat):
+    """``(min, max)`` of a non-empty 1-D integer array in one pass (NumPy's ``min()`` + ``max()`` take two)."""
+    lo = hi = flat[0]
+    for i in range(flat.size):
+        v = flat[i]
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    return lo, hi
+
+
+_index_range = numba.njit(cache=True, nogil=True)(_index_range_py)
+
+
+def _argmax_range(argmax):
+    """Smallest and largest index; measured 2-3x faster compiled than ``argmax.min(), argmax.max()``."""
+    if _backend == "numba" and not numba.config.DISABLE_JIT:
+        lo, hi = _index_range(argmax.reshape(-1))
+    else:
+        lo, hi = argmax.min(), argmax.max()
+    return int(lo), int(hi)
+
+
 def maxpool_backward(dout, argmax, H, W):
-    return _MODULES[_backend].maxpool_backward(_contig(dout), _contig(argmax), H, W)
+    _floats(dout, "dout", 4)
+    if not isinstance(argmax, np.ndarray) or argmax.dtype.kind not in "iu" or argmax.shape != dout.shape:
+        raise TypeError(f"argmax must be an integer array of dout's shape {dout.shape}, got "
+                        f"{getattr(argmax, 'dtype', type(argmax).__name__)} of shape {getattr(argmax, 'shape', None)}")
+    H, W = _ints("H W", (H, W), 1)
+    _elements(dout.shape[0], dout.shape[1], H, W)
+    argmax = _contig(argmax)
+    if argmax.size:
+        lo, hi = _argmax_range(argmax)
+        if lo < -1 or hi >= H * W:  # each index is written to unchecked: dx_plane[argmax] += dout
+            raise ValueError(f"argmax must hold flat indices in [0, H*W) = [0, {H * W}) or -1, "
+                             f"got values in [{lo}, {hi}]")
+    return _MODULES[_backend].maxpool_backward(_contig(dout), argmax, H, W)
 
 
 __all__ = [
