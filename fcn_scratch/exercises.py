@@ -15,9 +15,14 @@ A check compares the learner's output with the engine's on fixed-seed inputs
 float64, so an answer off by 1e-4 fails; a backward pass is also checked by
 float64 central differences against a random upstream gradient (``TOL_SMOOTH``
 1e-7, ``TOL_KINK`` 1e-6 for ReLU / max-pool with inputs away from kinks and
-ties). A failing check prints the hint written for the bug it targets. An
-exception in the learner's code fails that check only, with its type, message
-and the line of the learner's file it came from.
+ties). A failing check prints the hint written for the bug it targets, or,
+when the output has the wrong structure (not a tuple, wrong type, shape or
+dtype, zeros for None), a hint about that structure. A NaN or inf where the
+engine has another value fails, and so does a backward pass that writes into
+or returns its incoming gradient ``dy``. An exception in the learner's code
+(any BaseException but KeyboardInterrupt: Ctrl-C still stops the grader)
+fails that check only, with its type, message and the line of the learner's
+file it came from.
 
 Every message a learner reads sits in one place: :data:`MESSAGES` for the
 grader's own, and each exercise's builder (``_im2col_checks``, ...) for its
@@ -66,9 +71,11 @@ MESSAGES = {
     "shape": "{what} has shape {got}, expected {want}",
     "dtype": "{what} has dtype {got}, expected {want}",
     "none": "{what} should be None, got {got}",
-    "nan": "{what} is {got}, expected {want}",
+    "nan": "{what} is {got}, expected {want}",  # NaN or inf where the engine has another value
     "not_number": "{what} should be a number, got {got}",
     "no_key": "{what} has no key {key!r}",
+    "aliases": "{fn}() returned its incoming gradient {arg} (or a view of it): return a new array (dy.copy()); "
+               "a caller that adds into one gradient in place would silently change the other",
     "in_place": "{fn}() wrote into its argument {arg}: leave the inputs untouched and return new arrays "
                 "(a skip connection hands the same array to two branches)",
     "header": "exercise {number:02d} {name} (lesson {lesson}): {path}",
@@ -77,6 +84,18 @@ MESSAGES = {
     "error": "rel error {err:.1e} {op} {tol:.0e}",
     "detail": "({detail})",
     "hint": "        hint: {hint}",
+    # hints for a wrong structure, printed instead of the check's hint (written for a wrong number)
+    "hint_tuple": "return exactly a tuple of the items the stub's docstring lists, in that order: `return a, b` "
+                  "builds one (a list or a generator is not a tuple).",
+    "hint_array": "return a numpy array (np.ndarray) with the shape and dtype the stub's docstring gives.",
+    "hint_shape": "compare your shape with the stub's docstring: the axis order (N, C, H, W), the output-size "
+                  "formula, reshape vs transpose.",
+    "hint_dtype": "keep the dtype you are given: allocate with the input's dtype (np.zeros(shape, dtype=x.dtype)), "
+                  "do not cast to another (.astype) nor mix float64 arrays into float32 maths.",
+    "hint_none": "return None there, not zeros: the stub's docstring says when (e.g. dbias without a bias, dx "
+                 "with input_grad=False).",
+    "hint_number": "return a number (a Python float or a NumPy scalar), not an array, a list or a tuple.",
+    "hint_key": "return a dict with every key the stub's docstring lists, spelled exactly.",
     "why": "        {why}",
     "summary_pass": "{passed} of {total} checks passed: well done.",
     "summary_fail": "{passed} of {total} checks passed. Fix the first failing check, then run again.",
@@ -93,12 +112,15 @@ class Mismatch(Exception):
     """The learner's result has the wrong structure (type, shape, dtype, NaNs): the check fails.
 
     ``complete=True``: the message says all there is (an input edited in place), so the
-    check's own hint, written for another bug, is not printed after it.
+    check's own hint, written for another bug, is not printed after it. ``hint``: a
+    :data:`MESSAGES` key, the hint printed instead of the check's (a wrong structure,
+    where the check's maths hint would mislead).
     """
 
-    def __init__(self, message, complete=False):
+    def __init__(self, message, complete=False, hint=None):
         super().__init__(message)
         self.complete = complete
+        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -137,13 +159,15 @@ class Result:
     detail: str = ""
     why: str = ""  # the exception or mismatch, when there is one
     show_hint: bool = True  # False when ``why`` already says all (an input edited in place)
+    hint: str = ""  # printed instead of the check's hint (a wrong structure)
 
 
 # --------------------------------------------------------------------------- comparing
 
 
 def _call(mod, fn, *args, **kwargs):
-    """Call the learner's ``fn``; fail if it wrote into one of its input arrays."""
+    """Call the learner's ``fn``; fail if it wrote into one of its input arrays, or if a backward
+    pass handed its incoming gradient ``dy`` back out (the engine's contract: a copy, never dy)."""
     names = list(inspect.signature(ENGINE[fn]).parameters)
     given = list(zip(names, args)) + list(kwargs.items())
     arrays = [(name, a, a.copy()) for name, a in given if isinstance(a, np.ndarray)]
@@ -151,71 +175,101 @@ def _call(mod, fn, *args, **kwargs):
     for name, a, before in arrays:
         if a.shape != before.shape or not np.array_equal(a, before, equal_nan=True):
             raise Mismatch(MESSAGES["in_place"].format(fn=fn, arg=name), complete=True)
+    if fn.endswith("_backward"):
+        dy = dict(given).get("dy")
+        for o in out if isinstance(out, tuple) else (out,):
+            if isinstance(dy, np.ndarray) and isinstance(o, np.ndarray) and np.shares_memory(o, dy):
+                raise Mismatch(MESSAGES["aliases"].format(fn=fn, arg="dy"), complete=True)
     return out
 
 
 def _unpack(out, what, names):
     if not isinstance(out, tuple) or len(out) != len(names):
         got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
-        raise Mismatch(MESSAGES["not_tuple"].format(what=what, n=len(names), names=", ".join(names), got=got))
+        raise Mismatch(MESSAGES["not_tuple"].format(what=what, n=len(names), names=", ".join(names), got=got),
+                       hint="hint_tuple")
     return out
 
 
+def _error(e) -> float:
+    """An error as a float; NaN (inf - inf, inf / inf) becomes inf: a non-finite error always fails."""
+    e = float(e)
+    return math.inf if math.isnan(e) else e
+
+
+def _worst(errors):
+    """The largest of ``errors`` (floats or ``(error, detail)`` pairs), NaN counted as inf.
+
+    Python's ``max([1e-17, nan])`` is 1e-17 (every comparison with NaN is False), so a
+    plain max would drop a broken case whenever it is not the first one.
+    """
+    errors = [(_error(e[0]), *e[1:]) if isinstance(e, tuple) else _error(e) for e in errors]
+    return max(errors, key=lambda e: e[0] if isinstance(e, tuple) else e)
+
+
 def _diff(got, want, what) -> float:
-    """``rel_error(got, want)`` after checking type, shape, dtype and NaN positions; Mismatch if they differ."""
+    """``rel_error(got, want)`` after checking type, shape, dtype and NaN/inf positions; Mismatch if they differ.
+
+    A wrong structure (type, shape, dtype, None) raises a Mismatch with a structural hint.
+    """
     if want is None:
         if got is not None:
-            raise Mismatch(MESSAGES["none"].format(what=what, got=type(got).__name__))
+            raise Mismatch(MESSAGES["none"].format(what=what, got=type(got).__name__), hint="hint_none")
         return 0.0
     if isinstance(want, dict):
         if not isinstance(got, dict):
-            raise Mismatch(MESSAGES["not_tuple"].format(what=what, n=1, names="dict", got=type(got).__name__))
+            raise Mismatch(MESSAGES["not_tuple"].format(what=what, n=1, names="dict", got=type(got).__name__),
+                           hint="hint_key")
         errs = []
         for key, w in want.items():
             if key not in got:
-                raise Mismatch(MESSAGES["no_key"].format(what=what, key=key))
+                raise Mismatch(MESSAGES["no_key"].format(what=what, key=key), hint="hint_key")
             errs.append(_diff(got[key], w, f"{what}[{key!r}]"))
-        return max(errs, default=0.0)
+        return _worst(errs) if errs else 0.0
     if isinstance(want, (float, int)) and not isinstance(want, bool):
         try:
             g = float(got)
         except (TypeError, ValueError):
-            raise Mismatch(MESSAGES["not_number"].format(what=what, got=type(got).__name__)) from None
-        if math.isnan(want) or math.isnan(g):
-            if math.isnan(want) != math.isnan(g):
+            raise Mismatch(MESSAGES["not_number"].format(what=what, got=type(got).__name__),
+                           hint="hint_number") from None
+        if not (math.isfinite(want) and math.isfinite(g)):  # NaN, inf: the same non-finite value, or a fail
+            if not (g == want or (math.isnan(want) and math.isnan(g))):
                 raise Mismatch(MESSAGES["nan"].format(what=what, got=g, want=want))
             return 0.0
-        return rel_error(g, want)
+        return _error(rel_error(g, want))
     want = np.asarray(want)
     if isinstance(got, list):
         got = np.asarray(got, dtype=np.float64)
         want = want.astype(np.float64)
     if not isinstance(got, np.ndarray):
-        raise Mismatch(MESSAGES["not_array"].format(what=what, got=type(got).__name__))
+        raise Mismatch(MESSAGES["not_array"].format(what=what, got=type(got).__name__), hint="hint_array")
     if got.shape != want.shape:
-        raise Mismatch(MESSAGES["shape"].format(what=what, got=got.shape, want=want.shape))
+        raise Mismatch(MESSAGES["shape"].format(what=what, got=got.shape, want=want.shape), hint="hint_shape")
     if got.dtype != want.dtype:
-        raise Mismatch(MESSAGES["dtype"].format(what=what, got=got.dtype, want=want.dtype))
+        raise Mismatch(MESSAGES["dtype"].format(what=what, got=got.dtype, want=want.dtype), hint="hint_dtype")
     if want.dtype.kind == "f":
-        nan_w, nan_g = np.isnan(want), np.isnan(got)
-        if (nan_w != nan_g).any():
-            i = tuple(int(v) for v in np.argwhere(nan_w != nan_g)[0])
+        # NaN and +-inf must sit where the engine has the same value; left in, rel_error would
+        # turn them into a NaN error, which a max over several cases silently drops
+        odd = ~np.isfinite(want) | ~np.isfinite(got)
+        same = (np.isnan(want) & np.isnan(got)) | (want == got)
+        if (odd & ~same).any():
+            i = tuple(int(v) for v in np.argwhere(odd & ~same)[0])
             raise Mismatch(MESSAGES["nan"].format(what=f"{what}[{', '.join(map(str, i))}]", got=got[i], want=want[i]))
-        got, want = np.where(nan_g, 0, got), np.where(nan_w, 0, want)
-    return rel_error(got, want)
+        got, want = np.where(odd, 0, got), np.where(odd, 0, want)
+    return _error(rel_error(got, want))
 
 
 def _diffs(pairs: dict):
     """Largest error over named ``(got, want)`` pairs, and a 'name err, ...' detail."""
     errs = {name: _diff(g, w, name) for name, (g, w) in pairs.items()}
     detail = ", ".join(f"{k} {v:.1e}" for k, v in errs.items()) if len(errs) > 1 else ""
-    return max(errs.values()), detail
+    return _worst(errs.values()), detail
 
 
 def _fd(forward, backward, inputs, seed):
     """Finite differences (float64, random upstream gradient) of the learner's pair; largest error and detail."""
-    errs = gradient_check(forward, backward, inputs, seed=seed)
-    return max(errs.values()), ", ".join(f"{k} {v:.1e}" for k, v in errs.items())
+    errs = {k: _error(v) for k, v in gradient_check(forward, backward, inputs, seed=seed).items()}
+    return _worst(errs.values()), ", ".join(f"{k} {v:.1e}" for k, v in errs.items())
 
 
 def _grads(out, names, shapes):
@@ -223,9 +277,9 @@ def _grads(out, names, shapes):
     out = _unpack(out, "the backward pass", names)
     for name, g, shape in zip(names, out, shapes):
         if not isinstance(g, np.ndarray):
-            raise Mismatch(MESSAGES["not_array"].format(what=name, got=type(g).__name__))
+            raise Mismatch(MESSAGES["not_array"].format(what=name, got=type(g).__name__), hint="hint_array")
         if g.shape != shape:
-            raise Mismatch(MESSAGES["shape"].format(what=name, got=g.shape, want=shape))
+            raise Mismatch(MESSAGES["shape"].format(what=name, got=g.shape, want=shape), hint="hint_shape")
     return dict(zip(names, out))
 
 
@@ -233,19 +287,28 @@ def _ints(*values):
     return tuple(int(v) for v in values)
 
 
-def _conv_geoms(seed, n, *, pool=False):
-    """``n`` random valid geometries ``(H, W, kh, kw, sh, sw, ph, pw, dh, dw)``: odd sizes, strides, dilation."""
+def _conv_geoms(seed, n, *, pool=False, aniso=0, accept=lambda g: True):
+    """``n + aniso`` random valid geometries ``(H, W, kh, kw, sh, sw, ph, pw, dh, dw)``: odd sizes, strides, dilation.
+
+    The first ``n`` are free (k = 1, equal h and w values); the ``aniso`` after them are
+    anisotropic (kh, kw >= 2 and H != W, sh != sw, ph != pw, dh != dw), so an answer
+    that uses an h value along W (dh for dw, ...) fails. ``accept(g)``: the callers'
+    extra condition on an anisotropic geometry.
+    """
     rng = np.random.default_rng(seed)
     out = []
-    while len(out) < n:
+    while len(out) < n + aniso:
         H, W = rng.integers(3, 12, 2)
         kh, kw = rng.integers(1, 4, 2)
         sh, sw = rng.integers(1, 4, 2)
         dh, dw = rng.integers(1, 3, 2)
         ph, pw = (rng.integers(0, kh // 2 + 1), rng.integers(0, kw // 2 + 1)) if pool else rng.integers(0, 3, 2)
         g = _ints(H, W, kh, kw, sh, sw, ph, pw, dh, dw)
-        if F.conv_output_size(H, kh, sh, ph, dh) >= 1 and F.conv_output_size(W, kw, sw, pw, dw) >= 1:
-            out.append(g)
+        if F.conv_output_size(H, kh, sh, ph, dh) < 1 or F.conv_output_size(W, kw, sw, pw, dw) < 1:
+            continue
+        if len(out) >= n and not (min(kh, kw) >= 2 and H != W and sh != sw and ph != pw and dh != dw and accept(g)):
+            continue
+        out.append(g)
     return out
 
 
@@ -270,7 +333,7 @@ def _im2col_checks():
         return run
 
     def random(mod):
-        return max(case(*g, N=1, C=2, seed=i)(mod) for i, g in enumerate(_conv_geoms(1, 5)))
+        return _worst(case(*g, N=1, C=2, seed=i)(mod) for i, g in enumerate(_conv_geoms(1, 5, aniso=3)))
 
     order = ("row (c*kh + i)*kw + j of the columns holds tap (i, j) of channel c; column ho*Wo + wo holds "
              "output pixel (ho, wo). Pad with zeros, then read x_pad[n, c, ho*sh + i*dh, wo*sw + j*dw].")
@@ -287,7 +350,7 @@ def _im2col_checks():
               case(9, 11, 3, 2, 1, 1, 2, 1, 2, 3), TOL_EXACT,
               "tap (i, j) sits i*dh rows and j*dw columns from the window's corner: the dilation spaces the "
               "TAPS, the stride moves the WINDOW. Check you did not swap dh and dw."),
-        Check("random", "5 random geometries (seed 1): odd sizes, strides, padding, dilation", random,
+        Check("random", "8 random geometries (seed 1): odd sizes, strides, padding, dilation, 3 with h != w", random,
               TOL_EXACT, order),
         Check("float32", "float32 input gives float32 columns, x (1, 2, 4, 5)",
               case(4, 5, 2, 2, 1, 1, 1, 0, 1, 1, N=1, C=2, dtype=np.float32), TOL_EXACT,
@@ -315,7 +378,7 @@ def _col2im_checks():
         return rel_error(lhs, float(np.sum(x * back)))
 
     def random(mod):
-        return max(case(*g, N=1, C=2, seed=i)(mod) for i, g in enumerate(_conv_geoms(2, 5)))
+        return _worst(case(*g, N=1, C=2, seed=i)(mod) for i, g in enumerate(_conv_geoms(2, 5, aniso=3)))
 
     return [
         Check("no_overlap", "2x2 kernel, stride 2: every pixel read once, x (2, 3, 6, 8)",
@@ -330,12 +393,14 @@ def _col2im_checks():
               case(5, 7, 3, 3, 1, 1, 1, 1, 1, 1), TOL_EXACT,
               "taps that read the zero padding have no pixel to go back to: skip them (or scatter into a padded "
               "array, then cut the padding off)."),
-        Check("stride_dilation", "3x2 kernel, stride (2, 1), padding 1, dilation 2, x (2, 3, 9, 8)",
-              case(9, 8, 3, 2, 2, 1, 1, 1, 2, 2), TOL_EXACT,
-              "use the same geometry as im2col: row ho*sh + i*dh - ph, column wo*sw + j*dw - pw."),
+        Check("stride_dilation", "3x2 kernel, stride (2, 1), padding (1, 2), dilation (2, 3), x (2, 3, 9, 8)",
+              case(9, 8, 3, 2, 2, 1, 1, 2, 2, 3), TOL_EXACT,
+              "use the same geometry as im2col: row ho*sh + i*dh - ph, column wo*sw + j*dw - pw. Each axis has "
+              "its own stride, padding and dilation: check you did not use an h value along W."),
         Check("adjoint", "dot-product test <im2col(x), c> == <x, col2im(c)>", adjoint, TOL_EXACT,
               "col2im is the ADJOINT of im2col (it sums what im2col copied), not its inverse."),
-        Check("random", "5 random geometries (seed 2): odd sizes, strides, padding, dilation", random, TOL_EXACT,
+        Check("random", "8 random geometries (seed 2): odd sizes, strides, padding, dilation, 3 with h != w", random,
+              TOL_EXACT,
               "compare with your im2col: col2im must send each entry back where im2col took it from."),
     ]
 
@@ -368,10 +433,10 @@ def _conv_forward_run(x_shape, F_out, k, hyper, seed=0, bias=True):
 def _conv_forward_checks():
     def random(mod):
         errs = []
-        for i, (H, W, kh, kw, sh, sw, ph, pw, dh, dw) in enumerate(_conv_geoms(3, 5)):
+        for i, (H, W, kh, kw, sh, sw, ph, pw, dh, dw) in enumerate(_conv_geoms(3, 5, aniso=3)):
             hyper = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
             errs.append(_conv_forward_run((1, 2, H, W), 3, (kh, kw), hyper, seed=i)(mod))
-        return max(errs)
+        return _worst(errs)
 
     formula = ("y[n, f, i, j] = b[f] + sum over c, u, v of w[f, c, u, v] * x_pad[n, c, i*sh + u*dh, j*sw + v*dw]: "
                "im2col, then weight.reshape(F, -1) @ cols, then add b[f] to every pixel of channel f.")
@@ -388,10 +453,11 @@ def _conv_forward_checks():
               _conv_forward_run((2, 3, 7, 6), 4, (3, 2), dict(stride=(2, 1), padding=(1, 0))), TOL_EXACT,
               "stride, padding and dilation may each be an int or a pair (h, w): turn every one into a pair "
               "first, and use the h value along H, the w value along W."),
-        Check("dilation", "3x3, padding 2, dilation 2, x (2, 2, 9, 10)",
-              _conv_forward_run((2, 2, 9, 10), 3, 3, dict(padding=2, dilation=2)), TOL_EXACT,
-              "a dilated kernel spans d(k-1)+1 pixels: tap u reads row i*sh + u*dh of the padded input."),
-        Check("random", "5 random geometries (seed 3): odd sizes, strides, padding, dilation", random,
+        Check("dilation", "3x3, padding (2, 3), dilation (2, 3), x (2, 2, 9, 10)",
+              _conv_forward_run((2, 2, 9, 10), 3, 3, dict(padding=(2, 3), dilation=(2, 3))), TOL_EXACT,
+              "a dilated kernel spans d(k-1)+1 pixels: tap (u, v) reads row i*sh + u*dh, column j*sw + v*dw of the "
+              "padded input (dh along H, dw along W)."),
+        Check("random", "8 random geometries (seed 3): odd sizes, strides, padding, dilation, 3 with h != w", random,
               TOL_EXACT, formula),
     ]
 
@@ -426,6 +492,11 @@ def _conv_backward_fd_run(x_shape, F_out, k, hyper, seed=0):
 
 
 def _conv_backward_checks():
+    def random(mod):
+        return _worst(_conv_backward_grads_run((1, 2, H, W), 3, (kh, kw), dict(stride=(sh, sw), padding=(ph, pw),
+                                                                                dilation=(dh, dw)), seed=i)(mod)
+                      for i, (H, W, kh, kw, sh, sw, ph, pw, dh, dw) in enumerate(_conv_geoms(5, 1, aniso=2)))
+
     fix_forward = "the backward is graded through YOUR forward and its cache: make conv2d_forward pass first."
     return [
         Check("forward", "your conv2d_forward: stride 2, padding 1, x (2, 3, 9, 8)",
@@ -435,8 +506,8 @@ def _conv_backward_checks():
               "dweight[f] = sum over n and pixels of dy[n, f, pixel] * cols[n, :, pixel]; dbias = dy summed over "
               "n, h, w; dx = col2im(weight.reshape(F, -1).T @ dy). If you wrote dx as a 'full' convolution, "
               "did you flip the kernel in both spatial axes and swap its in/out channels?"),
-        Check("grads_stride", "dx, dweight, dbias: stride 2, padding 1 on odd sizes, x (2, 2, 9, 8) -> 3",
-              _conv_backward_grads_run((2, 2, 9, 8), 3, 3, dict(stride=2, padding=1)), TOL_EXACT,
+        Check("grads_stride", "dx, dweight, dbias: stride (2, 3), padding (1, 0) on odd sizes, x (2, 2, 9, 8) -> 3",
+              _conv_backward_grads_run((2, 2, 9, 8), 3, 3, dict(stride=(2, 3), padding=(1, 0))), TOL_EXACT,
               "with a stride, dx must scatter with that stride (col2im with the forward's geometry); the pixels "
               "no window read get 0."),
         Check("grads_dilation", "dx, dweight, dbias: 3x2 kernel, padding (2, 1), dilation (2, 1), x (1, 3, 8, 7)",
@@ -444,18 +515,22 @@ def _conv_backward_checks():
               "keep the forward's whole geometry (kernel, stride, padding, dilation, Ho, Wo) in the cache and "
               "col2im with it."),
         Check("options", "bias=None gives dbias None; input_grad=False gives dx None",
-              lambda mod: max(
+              lambda mod: _worst([
                   _conv_backward_grads_run((1, 2, 5, 6), 3, 3, dict(padding=1), bias=False)(mod)[0],
-                  _conv_backward_grads_run((1, 2, 5, 6), 3, 3, dict(padding=1), input_grad=False)(mod)[0]),
+                  _conv_backward_grads_run((1, 2, 5, 6), 3, 3, dict(padding=1), input_grad=False)(mod)[0]]),
               TOL_EXACT,
               "without bias return dbias=None; with input_grad=False return dx=None (a first layer needs no dx)."),
-        Check("fd", "finite differences (float64, random upstream): stride 2, padding 1, dilation 2, x (2, 2, 8, 9)",
-              _conv_backward_fd_run((2, 2, 8, 9), 3, 3, dict(stride=2, padding=1, dilation=2)), TOL_SMOOTH,
+        Check("fd", "finite differences (float64, random upstream): stride 2, padding 1, dilation (2, 1), "
+              "x (2, 2, 8, 9)",
+              _conv_backward_fd_run((2, 2, 8, 9), 3, 3, dict(stride=2, padding=1, dilation=(2, 1))), TOL_SMOOTH,
               "your backward is not the derivative of your forward: compare each tensor (the detail in brackets "
               "says which one is off)."),
         Check("fd_pairs", "finite differences: 2x3 kernel, stride (1, 2), padding (1, 0), x (2, 3, 6, 7)",
               _conv_backward_fd_run((2, 3, 6, 7), 2, (2, 3), dict(stride=(1, 2), padding=(1, 0))), TOL_SMOOTH,
               "check you use the h value of each pair along H and the w value along W, in forward and backward."),
+        Check("random", "dx, dweight, dbias on 3 random geometries (seed 5), 2 with h != w in every pair", random,
+              TOL_EXACT, "compare the failing geometry with the checks above: each of stride, padding and dilation "
+              "has an h value (along H) and a w value (along W)."),
     ]
 
 
@@ -487,7 +562,7 @@ def _relu_checks():
     def float32(mod):
         x = x_with_zeros(4, np.float32)
         y, _ = _unpack(_call(mod, "relu_forward", x.copy()), "relu_forward", ("y", "cache"))
-        return max(_diff(y, F.relu_forward(x)[0], "y"), backward(mod, np.float32))
+        return _worst([_diff(y, F.relu_forward(x)[0], "y"), backward(mod, np.float32)])
 
     return [
         Check("forward", "y = max(x, 0) on x (2, 3, 5, 7) with exact zeros", forward, TOL_EXACT,
@@ -524,19 +599,33 @@ def _pool_forward_run(shape, pool, seed=0, kind="normal"):
     return run
 
 
-def _pool_random(seed, n):
+def _pool_random(seed, n, aniso=3):
+    """``n + aniso`` random pooling cases ``(x shape, pool kwargs, seed)``.
+
+    The first ``n``: free geometries, every other one in ceil mode. The ``aniso`` after them:
+    anisotropic (h != w in every pair) and in ceil mode, each keeping a last, partial window on
+    a padded, strided axis (p > 0, s > 1), where PyTorch's rule ``(Ho-1)*s >= H + p`` needs its ``+ p``.
+    """
+    def partial(size, k, s, p, d):
+        return p > 0 and s > 1 and F.pool_output_size(size, k, s, p, d, True) > F.pool_output_size(size, k, s, p, d)
+
+    def accept(g):
+        H, W, kh, kw, sh, sw, ph, pw, dh, dw = g
+        return partial(H, kh, sh, ph, dh) or partial(W, kw, sw, pw, dw)
+
     cases = []
-    for i, (H, W, kh, kw, sh, sw, ph, pw, dh, dw) in enumerate(_conv_geoms(seed, n, pool=True)):
-        pool = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), ceil_mode=bool(i % 2))
-        if F.pool_output_size(H, kh, sh, ph, dh, pool["ceil_mode"]) >= 1 and \
-                F.pool_output_size(W, kw, sw, pw, dw, pool["ceil_mode"]) >= 1:
-            cases.append(((1, 2, H, W), pool, i))
+    for i, (H, W, kh, kw, sh, sw, ph, pw, dh, dw) in enumerate(_conv_geoms(seed, n, pool=True, aniso=aniso,
+                                                                          accept=accept)):
+        ceil = i >= n or bool(i % 2)
+        if F.pool_output_size(H, kh, sh, ph, dh, ceil) >= 1 and F.pool_output_size(W, kw, sw, pw, dw, ceil) >= 1:
+            cases.append(((1, 2, H, W), dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
+                                             dilation=(dh, dw), ceil_mode=ceil), i))
     return cases
 
 
 def _pool_forward_checks():
     def random(mod):
-        return max(_pool_forward_run(shape, pool, seed)(mod) for shape, pool, seed in _pool_random(4, 6))
+        return _worst(_pool_forward_run(shape, pool, seed)(mod) for shape, pool, seed in _pool_random(4, 6))
 
     return [
         Check("basic", "2x2, stride 2, x (2, 3, 6, 8)", _pool_forward_run((2, 3, 6, 8), dict(kernel_size=2, stride=2)),
@@ -555,12 +644,17 @@ def _pool_forward_checks():
               _pool_forward_run((1, 2, 7, 5), dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)), TOL_EXACT,
               "in ceil mode the last window must start inside the input or the left padding: if (Ho-1)*s >= H + p, "
               "drop it (Ho -= 1). Here H = 7 gives Ho = 4, not 5."),
+        Check("ceil_padding", "3x3, stride 2, padding 1, ceil_mode=True, x (1, 2, 6, 8): a last window the rule keeps",
+              _pool_forward_run((1, 2, 6, 8), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)), TOL_EXACT,
+              "the rule compares with H + p, not H: drop the last window only if (Ho-1)*s >= H + p (it would start "
+              "in the right/bottom padding). Here H = 6: (4-1)*2 = 6 < 7, so Ho = 4, and W = 8 gives Wo = 5."),
         Check("dilation", "3x2 kernel, stride (2, 1), padding (1, 0), dilation (2, 1), x (2, 2, 9, 6)",
               _pool_forward_run((2, 2, 9, 6), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0),
                                                    dilation=(2, 1))), TOL_EXACT,
               "tap u of window i reads row i*sh + u*dh - ph; kernel_size, stride, padding and dilation may each be "
               "an int or an (h, w) pair."),
-        Check("random", "6 random geometries (seed 4), floor and ceil mode", random, TOL_EXACT,
+        Check("random", "9 random geometries (seed 4), floor and ceil mode; 3 with h != w, ceil mode, padding",
+              random, TOL_EXACT,
               "compare the failing geometry with the rules above: output size, -inf padding, stride, dilation."),
     ]
 
@@ -584,7 +678,7 @@ def _pool_backward_checks():
                    {"x": x}, 5)
 
     def random(mod):
-        return max(_pool_backward_run(shape, pool, seed, kind="ties" if seed % 2 else "distinct")(mod)
+        return _worst(_pool_backward_run(shape, pool, seed, kind="ties" if seed % 2 else "distinct")(mod)
                    for shape, pool, seed in _pool_random(6, 6))
 
     return [
@@ -597,9 +691,9 @@ def _pool_backward_checks():
               "each dy[n, c, i, j] goes to the ONE input pixel that won window (i, j); every other pixel gets 0. "
               "Keep the winner's position (argmax) in the cache."),
         Check("ties", "2x2 and 3x3 windows full of ties (values 0, 1, 2): the FIRST maximum wins",
-              lambda mod: max(_pool_backward_run((2, 2, 6, 8), dict(kernel_size=2, stride=2), 1, "ties")(mod),
-                              _pool_backward_run((2, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1), 2,
-                                                 "ties")(mod)),
+              lambda mod: _worst([_pool_backward_run((2, 2, 6, 8), dict(kernel_size=2, stride=2), 1, "ties")(mod),
+                                  _pool_backward_run((2, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1), 2,
+                                                     "ties")(mod)]),
               TOL_EXACT,
               "on a tie the FIRST maximum in row-major window order wins (PyTorch's choice): np.argmax returns the "
               "first; when scanning, replace the winner only on a strictly greater value (>, not >=)."),
@@ -611,7 +705,8 @@ def _pool_backward_checks():
               _pool_backward_run((2, 2, 7, 9), dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)), TOL_EXACT,
               "border windows hang over the padding, but padding is -inf, so the winner is always a real pixel: "
               "store its index in the unpadded input."),
-        Check("random", "6 random geometries (seed 6), half of them with ties", random, TOL_EXACT,
+        Check("random", "9 random geometries (seed 6), odd ones with ties; 3 with h != w, ceil mode, padding", random,
+              TOL_EXACT,
               "compare the failing geometry with the rules above: argmax routing, first maximum, sums."),
         Check("fd", "finite differences (values 0.01 apart, no near-ties): 3x3, stride 2, padding 1, ceil mode",
               fd, TOL_KINK, "your backward is not the derivative of your forward: dx is dy routed to the argmax."),
@@ -706,12 +801,15 @@ def _convt_checks():
         Check("adjoint", "dot-product test <conv(x), g> == <conv_transpose(g), x>", adjoint, TOL_EXACT,
               "the transposed convolution is the adjoint of the convolution with the same weight: " + flip),
         Check("grads", "dx, dweight, dbias of FCN's upsampler (k4, s2, p1) and of the dilated case",
-              lambda mod: max(_convt_grads_run((2, 3, 4, 5), 2, 4, fcn)(mod),
-                              _convt_grads_run((2, 2, 3, 4), 3, (3, 2), odd, seed=1)(mod), key=lambda r: r[0]),
+              lambda mod: _worst([_convt_grads_run((2, 3, 4, 5), 2, 4, fcn)(mod),
+                                  _convt_grads_run((2, 2, 3, 4), 3, (3, 2), odd, seed=1)(mod)]),
               TOL_EXACT,
               "go back through the stride-1 convolution (conv2d_backward), the padding (cut it off; zeros where "
               "it cropped) and the zero insertion (keep every s-th pixel). Flip dweight back and swap its "
               "channels back: (C_in, C_out, kh, kw)."),
+        Check("no_bias_grads", "dx, dweight, dbias with bias=None (k3, stride 2, no padding): dbias is None",
+              _convt_grads_run((1, 2, 3, 4), 3, 3, dict(stride=2), seed=2, bias=False), TOL_EXACT,
+              "without a bias (bias=None) the backward returns dbias=None; dx and dweight as with a bias."),
         Check("fd", "finite differences (float64, random upstream): the dilated case", fd, TOL_SMOOTH,
               "your backward is not the derivative of your forward: the detail in brackets says which tensor."),
     ]
@@ -728,7 +826,7 @@ def _bilinear_checks():
                 got = _call(mod, "bilinear_kernel", k) if dtype is None else _call(mod, "bilinear_kernel", k, dtype)
                 want = init.bilinear_kernel(k) if dtype is None else init.bilinear_kernel(k, dtype)
                 errs.append(_diff(got, want, f"bilinear_kernel({k})"))
-            return max(errs)
+            return _worst(errs)
         return run
 
     def weight(mod):
@@ -736,7 +834,7 @@ def _bilinear_checks():
                       "bilinear_weight(3, 3, 4)"),
                 _diff(_call(mod, "bilinear_weight", 2, 3, (4, 3), np.float64),
                       init.bilinear_weight(2, 3, (4, 3), np.float64), "bilinear_weight(2, 3, (4, 3), float64)")]
-        return max(errs)
+        return _worst(errs)
 
     return [
         Check("k4", "k = 4: taps 1/4, 3/4, 3/4, 1/4 (FCN's x2 upsampler)", kernel(4), TOL_EXACT,
@@ -788,7 +886,7 @@ def _ce_checks():
         return run
 
     def all_ignored(mod):
-        return max(loss(12, ignore=1.0)(mod), grad(12, 1.0, ignore=1.0)(mod))
+        return _worst([loss(12, ignore=1.0)(mod), grad(12, 1.0, ignore=1.0)(mod)])
 
     def fd(mod):
         logits, labels = _ce_case(13, ignore=0.3)
@@ -838,7 +936,8 @@ def _fusion_checks():
 
     def backward(mod):
         errs = []
-        for seed, (up_shape, skip_shape) in enumerate((((2, 3, 6, 8), (2, 3, 5, 7)), ((1, 2, 10, 12), (1, 2, 7, 9)))):
+        for seed, (up_shape, skip_shape) in enumerate((((2, 3, 6, 8), (2, 3, 5, 7)), ((1, 2, 10, 12), (1, 2, 7, 9)),
+                                                        ((2, 3, 4, 6), (2, 3, 4, 6)))):
             rng = _rng(20 + seed)
             up, skip = rng.standard_normal(up_shape), rng.standard_normal(skip_shape)
             g = rng.standard_normal(skip_shape)
@@ -847,7 +946,7 @@ def _fusion_checks():
             out = _unpack(_call(mod, "crop_add_backward", g.copy(), cache), "crop_add_backward", ("d_up", "d_skip"))
             want = F.crop_add_backward(g, F.crop_add_forward(up, skip)[1])
             errs.append(_diffs({n: (o, r) for n, o, r in zip(("d_up", "d_skip"), out, want)}))
-        return max(errs, key=lambda r: r[0])
+        return _worst(errs)
 
     def fd(mod):
         rng = _rng(22)
@@ -897,7 +996,7 @@ def _fusion_checks():
               forward((2, 3, 6, 8), (2, 3, 5, 7), 1), TOL_EXACT, top_left),
         Check("bigger", "up (1, 2, 10, 12) onto skip (1, 2, 7, 9): several surplus rows and columns",
               forward((1, 2, 10, 12), (1, 2, 7, 9), 2), TOL_EXACT, top_left),
-        Check("backward", "d_up, d_skip for the two crops above", backward, TOL_EXACT,
+        Check("backward", "d_up, d_skip for the three cases above: new arrays, never dy itself", backward, TOL_EXACT,
               "d_skip = dy (a copy); d_up has up's shape: dy in the kept top-left window, 0 in the cropped-off "
               "rows and columns."),
         Check("fd", "finite differences (float64, random upstream)", fd, TOL_SMOOTH,
@@ -939,7 +1038,7 @@ def _iou_checks():
                 m = np.asarray(m, dtype=np.int64)
                 want = metrics.scores(m)
                 errs.append(_diff(_call(mod, "scores", m.copy()), {k: want[k] for k in keys}, "scores(cm)"))
-            return max(errs)
+            return _worst(errs)
         return run
 
     rng = _rng(30)
@@ -1061,7 +1160,9 @@ def load(ex: Exercise, path) -> ModuleType:
         spec.loader.exec_module(mod)
     except SyntaxError as exc:
         raise ExerciseError(MESSAGES["syntax"].format(path=path, line=exc.lineno, msg=exc.msg)) from None
-    except (Exception, SystemExit) as exc:  # anything the learner's module does at import time
+    except KeyboardInterrupt:  # Ctrl-C stops the grader (the CLI prints one line, exit 130)
+        raise
+    except BaseException as exc:  # anything the learner's module does at import time (sys.exit() too)
         where = _where(exc, path)
         raise ExerciseError(MESSAGES["import"].format(path=path, exc=f"{_exc_text(exc)}  [{where}]")) from None
     finally:
@@ -1075,8 +1176,18 @@ def load(ex: Exercise, path) -> ModuleType:
     return mod
 
 
+def _exc_str(exc) -> str:
+    """``str(exc)``, or "" when the learner's exception cannot say what it is (its __str__ raises)."""
+    try:
+        return str(exc)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return ""
+
+
 def _exc_text(exc) -> str:
-    msg = str(exc).strip().splitlines()
+    msg = _exc_str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {msg[0]}" if msg else type(exc).__name__
 
 
@@ -1111,14 +1222,17 @@ def run_check(check: Check, mod: ModuleType, path: Path, ex: Exercise) -> Result
             warnings.simplefilter("ignore")
             out = check.run(mod)
     except Mismatch as exc:
-        return Result(check, False, None, why=str(exc), show_hint=not exc.complete)
-    except (Exception, SystemExit) as exc:  # SystemExit: a learner's sys.exit() must not end the grading
-        named = [f for f in ex.functions if f"{f}(" in str(exc)] or list(ex.functions)  # TypeError names it
+        return Result(check, False, None, why=str(exc), show_hint=not exc.complete,
+                      hint=MESSAGES[exc.hint] if exc.hint else "")
+    except KeyboardInterrupt:  # Ctrl-C stops the grader (the CLI prints one line, exit 130)
+        raise
+    except BaseException as exc:  # sys.exit(), a BaseException subclass: fail this check, not the grading
+        named = [f for f in ex.functions if f"{f}(" in _exc_str(exc)] or list(ex.functions)  # TypeError names it
         sig = "; ".join(_signature(f) for f in named)
         return Result(check, False, None, why=MESSAGES["raised"].format(exc=_exc_text(exc),
                                                                          where=_where(exc, path, sig)))
     err, detail = out if isinstance(out, tuple) else (out, "")
-    err = float(err)
+    err = _error(err)  # a NaN error fails, and prints as "rel error inf > 1e-10"
     return Result(check, bool(err <= check.tol), err, detail)
 
 
@@ -1143,7 +1257,7 @@ def format_result(r: Result) -> list[str]:
         if r.why:
             lines.append(MESSAGES["why"].format(why=r.why))
         if r.show_hint:
-            lines.append(MESSAGES["hint"].format(hint=c.hint))
+            lines.append(MESSAGES["hint"].format(hint=r.hint or c.hint))
     return lines
 
 

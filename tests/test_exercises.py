@@ -14,11 +14,13 @@ A grader that passes everything proves nothing, so this file shows it both ways:
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fcn_scratch import exercises as E
@@ -399,6 +401,33 @@ MUTANTS = {
     "mean_iou_nan_as_zero": ("mean_iou", _mutant(IOU, '"mean_iou": nanmean(iou)',
                                                  '"mean_iou": float(np.nan_to_num(iou).mean())'),
                              {"absent_class"}, {"mean_iou"}),
+    # from the grader's review: conv_dilation_dh_along_w, col2im_dh_along_w, pool_ceil_rule_without_p,
+    # conv_inf_in_one_random_case, convT_zeros_for_no_bias and fusion_returns_dy passed every check then
+    # (an isotropic check cannot tell dh from dw); the others here were caught by a single check only
+    "conv_dilation_dh_along_w": ("conv2d_forward", _mutant(CONV, "v * dw: v * dw +", "v * dh: v * dh +"),
+                                 {"dilation", "random"}, {"basic", "no_bias", "stride", "pairs"}),
+    "conv_backward_dh_along_w": ("conv2d_backward", _mutant(CONV, "slice(v * dw, v * dw +", "slice(v * dh, v * dh +"),
+                                 {"grads_dilation", "random"}, {"forward", "grads", "grads_stride"}),
+    "col2im_dh_along_w": ("col2im", _mutant(COL2IM, "j * dw: j * dw +", "j * dh: j * dh +"),
+                          {"stride_dilation", "random"}, {"no_overlap", "overlap", "padding"}),
+    "col2im_ph_along_w": ("col2im", _mutant(COL2IM, "pw: pw + W]", "ph: ph + W]"),
+                          {"stride_dilation", "random"}, {"no_overlap", "overlap", "padding"}),
+    "pool_ceil_rule_without_p": ("maxpool_forward", _mutant(POOL, "(out - 1) * s >= H + p:", "(out - 1) * s >= H:"),
+                                 {"ceil_padding", "random"}, {"basic", "ceil", "ceil_last_window"}),
+    "pool_ceil_plus_s": ("maxpool_forward", _mutant(POOL, "math.ceil(span / s) if", "(span + s) // s if"),
+                         {"random"}, {"basic", "ceil", "ceil_last_window", "ceil_padding"}),
+    # an inf in one case of a multi-case check: rel_error gives NaN, and max([1e-17, nan]) is 1e-17
+    "conv_inf_in_one_random_case": ("conv2d_forward",
+                                    _mutant(CONV, "    return y, (x,",
+                                            "    if x.shape[2:] == (5, 6):\n        y[0, 0, 0, 0] = np.inf\n"
+                                            "    return y, (x,"),
+                                    {"random"}, {"basic", "no_bias", "stride", "pairs", "dilation"}),
+    "convT_zeros_for_no_bias": ("conv_transpose_zero_insert",
+                                _mutant(CONVT, ".copy(), db\n",
+                                        ".copy(), db if db is not None else np.zeros(dy.shape[1])\n"),
+                                {"no_bias_grads"}, {"grads", "fd", "fcn_upsampler"}),
+    "fusion_returns_dy": ("fcn8s_skip_fusion", _mutant(FUSION, "return d_up, dy.copy()", "return d_up, dy"),
+                          {"backward", "fd"}, {"same_size", "odd", "bigger", "fcn8s"}),
 }
 
 
@@ -531,6 +560,89 @@ def test_a_learner_exit_or_wrong_signature_fails_one_check_not_the_grader(tmp_pa
     assert "is the signature bilinear_kernel(k, dtype=np.float64)?" in results["dtype"].why
     assert results["weight"].why.startswith("SystemExit: 3  [answer.txt, line 6: sys.exit(3)]")
     assert "has shape" not in results["k4"].why and not results["k4"].passed  # ones: wrong values
+
+
+def test_a_non_finite_error_always_fails():
+    """NaN/inf in a learner's output fail; a NaN error never vanishes in a max over cases."""
+    with np.errstate(all="ignore"):  # as in run_check: inf - inf is the point here
+        _check_non_finite_errors()
+
+
+def _check_non_finite_errors():
+    want = np.arange(6.0).reshape(2, 3)
+    for bad in (np.inf, -np.inf, np.nan):
+        got = want.copy()
+        got[1, 2] = bad
+        with pytest.raises(E.Mismatch, match=r"\[1, 2\] is"):
+            E._diff(got, want, "y")
+        with pytest.raises(E.Mismatch):
+            E._diff(bad, 1.5, "loss")
+    both = np.array([np.inf, -np.inf, np.nan, 1.0])  # the same non-finite values where the engine has them
+    assert E._diff(both.copy(), both, "y") == 0.0 and E._diff(math.inf, math.inf, "s") == 0.0
+    with pytest.raises(E.Mismatch):
+        E._diff(-both, both, "y")  # +inf where -inf is expected
+    assert E._diff(np.array([1e308, -1e308]), np.array([-1e308, 1e308]), "y") == math.inf  # overflow: not NaN
+    assert E._worst([1e-17, math.nan]) == math.inf and E._worst([math.nan, 1e-17]) == math.inf
+    assert E._worst([(1e-17, "a"), (math.nan, "b")]) == (math.inf, "b")
+    assert E._worst([1e-17, 3e-12]) == 3e-12
+
+    # finite differences: an inf in the SECOND gradient (rel_error NaN) must not pass
+    a, b = np.random.default_rng(0).standard_normal((2, 3))
+
+    def backward(g):
+        gb = g.copy()
+        gb[1] = np.inf
+        return {"a": g.copy(), "b": gb}
+
+    err, detail = E._fd(lambda: a + b, backward, {"a": a, "b": b}, 0)
+    assert err == math.inf and "b inf" in detail
+
+
+def test_a_learner_base_exception_or_unprintable_exception_fails_one_check(tmp_path, capsys):
+    body = "    return dx, dw_, (dy.sum(axis=(0, 2, 3)) if has_bias else None)\n"
+    cases = {
+        "base": ("class Boom(BaseException):\n        pass\n    raise Boom('x')\n", "Boom: x  [base.py, line "),
+        "nostr": ("class E(Exception):\n        def __str__(self):\n            raise RuntimeError('no str')\n"
+                  "    raise E()\n", "E  [nostr.py, line "),
+    }
+    for name, (raise_it, why) in cases.items():
+        path = _write(tmp_path, name, _mutant(CONV, body, "    " + raise_it))
+        results = _grade("conv2d_backward", path)
+        assert results["forward"].passed, name  # the grader went on after the learner's exception
+        assert results["grads"].why.startswith(why), (name, results["grads"].why)
+        assert main(["exercise", "check", "conv2d_backward", "--file", str(path)]) == 1
+    capsys.readouterr()
+
+
+def test_ctrl_c_in_the_learner_code_stops_the_grader_with_one_line(tmp_path, capsys):
+    path = _write(tmp_path, "kbd", _mutant(RELU, "return dy * cache", "raise KeyboardInterrupt"))
+    assert main(["exercise", "check", "relu", "--file", str(path)]) == 130
+    err = capsys.readouterr().err
+    assert err == "fcn-scratch: interrupted by SIGINT\n"
+
+
+@pytest.mark.parametrize("case", ["two_tuple", "list", "float32", "matrix", "zeros_for_none"])
+def test_a_wrong_structure_prints_a_structural_hint_not_the_maths_hint(case, tmp_path, capsys):
+    ret = "    return dx, dw_, (dy.sum(axis=(0, 2, 3)) if has_bias else None)\n"
+    new, check, why, hint = {
+        "two_tuple": ("    return dx, dw_\n", "grads", "got a tuple of 2", "hint_tuple"),
+        "list": ("    return [dx, dw_, dy.sum(axis=(0, 2, 3)) if has_bias else None]\n", "grads", "got list",
+                 "hint_tuple"),
+        "float32": ("    return dx.astype(np.float32), dw_, (dy.sum(axis=(0, 2, 3)) if has_bias else None)\n", "grads",
+                    "dx has dtype float32, expected float64", "hint_dtype"),
+        "matrix": ("    return dx, np.asmatrix(dw_.reshape(len(dw_), -1)), (dy.sum(axis=(0, 2, 3)) if has_bias else "
+                   "None)\n", "grads", "dweight has shape", "hint_shape"),
+        "zeros_for_none": ("    return dx, dw_, dy.sum(axis=(0, 2, 3))\n", "options", "dbias should be None",
+                           "hint_none"),
+    }[case]
+    path = _write(tmp_path, case, _mutant(CONV, ret, new))
+    assert main(["exercise", "check", "conv2d_backward", "--file", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    maths = {c.key: c for c in E.get("conv2d_backward").checks()}[check].hint
+    i = next(i for i, line in enumerate(out) if line.startswith("  FAIL  ") and why in out[i + 1])
+    assert out[i + 2] == E.MESSAGES["hint"].format(hint=E.MESSAGES[hint]), out[i:i + 3]
+    assert all(maths not in line for line in out[i:i + 3])
+    assert not out[i + 3].startswith("        ")  # nothing else under that check
 
 
 def test_grading_is_reproducible(tmp_path):
