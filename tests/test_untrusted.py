@@ -114,18 +114,66 @@ def test_decompression_bomb_is_refused_before_decoding(bomb):
     assert time.perf_counter() - t0 < 2.0  # decoding 400 megapixels would take far longer
 
 
-def test_our_limit_and_pillows_warning_and_error_all_give_the_same_line(tmp_path):
+def test_our_limit_and_pillows_warning_and_error_all_give_the_same_line(tmp_path, monkeypatch):
+    from PIL import Image
+
     small = bomb_png(tmp_path / "small.png", 300, 200)  # 60,000 pixels
     with pytest.raises(img.ImageError, match=r"300x200 = 60,000 pixels, above the limit of 59,999"):
         img.read_rgb(small, max_pixels=59_999)
     assert img.read_rgb(small, max_pixels=60_000).shape == (200, 300, 3)
-    # above Pillow's own warning threshold (~89 MP) and its error threshold (~179 MP), ours raised out of the way
-    warn = bomb_png(tmp_path / "warn.png", 10000, 10000)
-    with pytest.raises(img.ImageError, match="10000x10000"):
-        img.read_rgb(warn, max_pixels=10**9)
-    error = bomb_png(tmp_path / "error.png", 20000, 10000)
-    with pytest.raises(img.ImageError, match="20000x10000"):
-        img.read_rgb(error, max_pixels=10**9)
+    # Pillow's own guard (a warning above Image.MAX_IMAGE_PIXELS, an error above twice it), at a small scale:
+    # during a read it is raised to at least max_pixels, so it never refuses what max_pixels admits ...
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    assert img.read_rgb(small, max_pixels=60_000).shape == (200, 300, 3)  # 6x Pillow's limit: its error
+    assert img.read_mask(small, max_pixels=60_000).shape == (200, 300)
+    assert Image.MAX_IMAGE_PIXELS == 10_000  # ... and put back afterwards
+    # ... and when it refuses (its warning, then its error), the line is ours, naming the limit applied
+    bmp = tmp_path / "small.bmp"
+    Image.new("L", (300, 200)).save(bmp)
+    for limit in (50_000, 20_000):  # Pillow's limit is then 50,000 (60,000 warns) or 20,000 (60,000 > 2x: error)
+        with pytest.raises(img.ImageError, match=rf"300x200 = 60,000 pixels, above the limit of {limit:,} pixels"):
+            img.read_rgb(small, max_pixels=limit)
+        with pytest.raises(img.ImageError, match=rf"has 60,000 pixels, above the limit of {limit:,} pixels"):
+            img.image_size(bmp, max_pixels=limit)  # not a PNG: the size comes from Pillow's message
+    assert Image.MAX_IMAGE_PIXELS == 10_000
+
+
+def test_pillows_limit_is_restored_after_concurrent_reads(tmp_path, monkeypatch):
+    """Reads in several threads, each with its own max_pixels: all succeed, and Pillow's limit is its own after."""
+    import threading
+
+    from PIL import Image
+
+    small = bomb_png(tmp_path / "small.png", 300, 200)  # 60,000 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    errors = []
+
+    def reader(limit):
+        try:
+            for _ in range(20):
+                assert img.read_mask(small, max_pixels=limit).shape == (200, 300)
+        except Exception as exc:  # reported below: an assertion in a thread does not fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(limit,)) for limit in (60_000, 70_000, 100_000, 60_000)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and Image.MAX_IMAGE_PIXELS == 10_000
+
+
+def test_max_pixels_above_pillows_own_limit_is_usable(tmp_path):
+    """A 95-megapixel image, above Pillow's default ~89.5 MP, is admitted by max_pixels=200 MP (header only)."""
+    from PIL import Image
+
+    big = bomb_png(tmp_path / "big.png", 10000, 9500)
+    assert 10000 * 9500 > Image.MAX_IMAGE_PIXELS  # Pillow alone would warn (which we turn into a refusal)
+    assert img.image_size(big, max_pixels=200_000_000) == (9500, 10000)
+    for limit in (None, 90_000_000):
+        with pytest.raises(img.ImageError, match=rf"10000x9500 = 95,000,000 pixels, above the limit of "
+                                                 rf"{limit or img.MAX_PIXELS:,} pixels"):
+            img.image_size(big, max_pixels=limit)
 
 
 def test_predict_refuses_the_bomb_in_one_line(bomb, good_ckpt, tmp_path, capsys):
@@ -193,6 +241,82 @@ def test_read_mask_keeps_palette_indices_and_void(tmp_path):
     with pytest.raises(img.ImageError, match="RGB image; expected a palette"):
         img.read_mask(_png(tmp_path / "colour.png", np.zeros((2, 4, 3), np.uint8)))
     assert img.image_size(tmp_path / "voc.png") == (2, 4)
+
+
+def _eps(path, width=10, height=20):
+    """A minimal Encapsulated PostScript file, whatever ``path``'s extension says."""
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 " + f"{width} {height}".encode() +
+                     b"\n0 0 moveto 10 20 lineto stroke\nshowpage\n%%EOF\n")
+    return path
+
+
+def test_only_the_listed_formats_are_opened(tmp_path, rgb_png, good_ckpt, capsys, monkeypatch):
+    """EPS (Ghostscript would run the PostScript inside) and other formats are refused before their plugin
+    parses the file, whatever the extension; the line names the file and its format."""
+    from PIL import EpsImagePlugin, Image
+
+    parsed = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: parsed.append(1))
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: parsed.append("gs"))
+    pillows_eps = tmp_path / "pillow.jpg"
+    Image.new("RGB", (10, 20), "red").save(pillows_eps, format="EPS")
+    for path in (_eps(tmp_path / "x.jpg"), pillows_eps):
+        for reader in (img.image_size, img.read_rgb, img.read_mask):
+            with pytest.raises(img.ImageError, match=rf"image '.*{path.name}' is in EPS format; fcn_scratch reads "
+                                                     r"only PNG, JPEG, BMP, GIF, TIFF, PPM, WEBP"):
+                reader(path)
+    line = _error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(tmp_path / "x.jpg"),
+                                "--output", str(tmp_path / "o.png")])
+    assert "x.jpg" in line and "EPS format" in line
+    assert parsed == []  # the EPS plugin never saw the file, Ghostscript never ran
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    for fmt in ("PCX", "SGI", "ICO", "QOI"):
+        path = tmp_path / f"{fmt}.png"
+        Image.fromarray(rgb).save(path, format=fmt)
+        with pytest.raises(img.ImageError, match=rf"is in {fmt} format; fcn_scratch reads only"):
+            img.read_rgb(path)
+    # the listed ones are read, lossless ones exactly
+    for fmt, ext in (("PNG", "png"), ("BMP", "bmp"), ("TIFF", "tif"), ("PPM", "ppm"), ("WEBP", "webp"),
+                     ("GIF", "gif"), ("JPEG", "jpg"), ("MPO", "jpg")):
+        path = tmp_path / f"ok-{fmt}.{ext}"
+        kw = {"lossless": True} if fmt == "WEBP" else {"save_all": True} if fmt == "MPO" else {}
+        Image.fromarray(rgb).save(path, format=fmt, **kw)
+        out = img.read_rgb(path)
+        assert out.shape == (6, 5, 3) and img.image_size(path) == (6, 5), fmt
+        if fmt in ("PNG", "BMP", "TIFF", "PPM", "WEBP"):
+            np.testing.assert_array_equal(out, rgb / np.float32(255), err_msg=fmt)
+
+
+def test_float_and_integer_images_out_of_range_are_refused_not_clipped(tmp_path):
+    from PIL import Image
+
+    ramp = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "f.tif")
+    np.testing.assert_array_equal(img.read_rgb(tmp_path / "f.tif")[:, :, 2], ramp)  # [0, 1]: as it is
+    for value in (7.5, -0.25):
+        Image.fromarray(ramp * value, mode="F").save(tmp_path / "bad.tif")
+        with pytest.raises(img.ImageError, match=r"is a F image with values in .* outside 0..1; refusing to guess"):
+            img.read_rgb(tmp_path / "bad.tif")
+    ints = np.array([[0, 65535], [1000, 30000]], dtype=np.int32)
+    Image.fromarray(ints, mode="I").save(tmp_path / "i.tif")
+    np.testing.assert_allclose(img.read_rgb(tmp_path / "i.tif")[:, :, 0], ints / 65535.0, rtol=1e-7)
+    for bad in (70000, -1):
+        Image.fromarray(np.array([[0, bad]], dtype=np.int32), mode="I").save(tmp_path / "bad_i.tif")
+        with pytest.raises(img.ImageError, match=rf"is a I image with values in \[{min(0, bad)}, {max(0, bad)}\], "
+                                                 r"outside 0..65535"):
+            img.read_rgb(tmp_path / "bad_i.tif")
+
+
+def test_exif_orientation_is_not_applied(tmp_path):
+    """The documented choice: pixels as stored, so an image stays aligned with its EXIF-less mask."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.new("RGB", (20, 10), "white").save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    assert Image.open(tmp_path / "phone.jpg").getexif()[0x0112] == 6
+    assert img.read_rgb(tmp_path / "phone.jpg").shape == (10, 20, 3)
+    assert img.image_size(tmp_path / "phone.jpg") == (10, 20)
 
 
 def test_unreadable_and_missing_images(tmp_path):
@@ -318,6 +442,7 @@ BAD_HEADERS = [
     (lambda h: h.update(class_names=None) or h["config"].update(num_classes=2**40),
      "num_classes must be an int in 1..4096"),
     (lambda h: h["config"].update(dropout=float("nan")), "dropout must be a number in"),
+    (lambda h: h["config"].update(dropout=10**400), "dropout must be a number in"),  # beyond float range
     (lambda h: h["config"].update(evil=1), "unexpected entries"),
     (lambda h: h["config"].pop("num_classes"), "'num_classes' is missing"),
     (lambda h: h.update(class_names="background"), "'class_names' must be a list of strings"),
@@ -331,6 +456,8 @@ BAD_HEADERS = [
     (lambda h: h["training"].update(normalization={"mean": 0.5, "std": [1, 2]}), "a list of 3"),
     (lambda h: h["training"].update(normalization={"mean": float("nan"), "std": 1}), "'mean' must be a finite"),
     (lambda h: h["training"].update(normalization={"mean": "0.5", "std": 1}), "'mean' must be a finite"),
+    (lambda h: h["training"].update(normalization={"mean": [10**400, 0, 0], "std": 1}), "'mean' must be a finite"),
+    (lambda h: h["training"].update(normalization={"mean": 0.5, "std": -10**400}), "'std' must be a finite"),
     (lambda h: h["training"].update(data="toy"), "'data' must be a dict"),
     (lambda h: h["training"]["data"].update(size="big"), "'size' must be"),
     (lambda h: h["training"]["data"].update(size=[10**9, 10**9]), "'size' must be"),
@@ -338,6 +465,30 @@ BAD_HEADERS = [
     (lambda h: h["training"]["data"].update(val_seed=1.5), "'val_seed' must be"),
     (lambda h: h["training"]["data"].update(ignore_border=None), "'ignore_border' must be"),
 ]
+
+
+DEEP_JSON = ['{"a":' * 100_000 + "1" + "}" * 100_000, "[" * 200_000 + "]" * 200_000]
+
+
+@pytest.mark.parametrize("text", DEEP_JSON, ids=["object", "array"])
+def test_a_header_nested_deeper_than_the_stack_is_one_line(good_ckpt, rgb_png, tmp_path, capsys, text):
+    """json.loads raises RecursionError (not a ValueError) on such nesting: still one CheckpointError."""
+    arrays = _members(good_ckpt)
+    arrays[ckpt.HEADER] = np.array(text)
+    np.savez(good_ckpt, **arrays)
+    for reader in (read_checkpoint, load_checkpoint, ckpt.read_extras):
+        with pytest.raises(CheckpointError, match=r"header is not valid JSON \(maximum recursion depth"):
+            reader(good_ckpt)
+    line = _error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(rgb_png),
+                                "--output", str(tmp_path / "o.png")])
+    assert "model.npz" in line and "not valid JSON" in line
+
+
+def test_a_training_state_nested_deeper_than_the_stack_is_a_value_error():
+    from fcn_scratch import runs
+
+    with pytest.raises(ValueError, match=r"training state is not valid JSON \(maximum recursion depth"):
+        runs.unpack_state({"state.json": np.array(DEEP_JSON[0])})
 
 
 @pytest.mark.parametrize("mutate, match", BAD_HEADERS)
@@ -361,6 +512,92 @@ def test_per_channel_normalization_is_applied_per_channel(good_ckpt, rgb_png, tm
     _rewrite(good_ckpt, lambda h: h["training"].update(normalization={"mean": [0.5] * 3, "std": [0.25] * 3}))
     assert main(["predict", "--checkpoint", str(good_ckpt), "--input", str(rgb_png), "--output", str(out_list)]) == 0
     np.testing.assert_array_equal(img.read_rgb(out_scalar), img.read_rgb(out_list))
+
+
+def _two_saves(path):
+    """Two checkpoints of the same architecture that differ everywhere: weights, class names, extras."""
+    saves = []
+    for tag, seed in (("A", 1), ("B", 2)):
+        model = FCN8s(2, seed=0, widths=(2, 2, 2, 2, 2), convs_per_block=(1, 1, 1, 1, 1), fc_channels=4)
+        rng = np.random.default_rng(seed)
+        for _, p, _ in model.named_parameters():
+            p[...] = rng.standard_normal(p.shape).astype(p.dtype)
+        saves.append(dict(model=model, class_names=[tag + "0", tag + "1"], training={"tag": tag},
+                          extras={"step": np.array(seed)}))
+    save_checkpoint(path, **saves[0])
+    return saves
+
+
+def _replace_once(monkeypatch, path, save):
+    """Replace ``path`` (atomically, as training does every epoch) the first time a read checks its memory:
+    after the header and the .npy headers are scanned, before any weight is read."""
+    calls = []
+    check = ckpt._check_memory
+
+    def check_then_replace(*args):
+        check(*args)
+        if not calls:
+            calls.append(1)
+            save_checkpoint(path, **save)
+
+    monkeypatch.setattr(ckpt, "_check_memory", check_then_replace)
+    return calls
+
+
+def test_a_read_sees_one_save_even_if_the_file_is_replaced_midway(tmp_path, monkeypatch):
+    """Header, weights and extras all come from the file as it was opened: one handle for the whole read."""
+    path = tmp_path / "model.npz"
+    a, b = _two_saves(path)
+    want = a["model"].state_dict()
+    for read in ("read_checkpoint", "load_checkpoint", "read_extras"):
+        save_checkpoint(path, **a)
+        calls = _replace_once(monkeypatch, path, b)
+        if read == "read_checkpoint":
+            header, state = read_checkpoint(path)
+            assert header["class_names"] == ["A0", "A1"]
+        elif read == "load_checkpoint":
+            model, meta = load_checkpoint(path)
+            assert meta["training"] == {"tag": "A"}
+            state = model.state_dict()
+        else:
+            assert ckpt.read_extras(path) == {"step": 1}
+            state = want
+        assert calls, "the file was not replaced during the read"
+        for k, v in want.items():
+            np.testing.assert_array_equal(state[k], v, err_msg=f"{read}: {k}")
+        assert read_checkpoint(path)[0]["class_names"] == ["B0", "B1"]  # the file was replaced indeed
+        monkeypatch.undo()
+
+
+def test_reads_during_a_stream_of_atomic_saves_are_consistent(tmp_path):
+    """A writer rewrites the file as fast as it can while the reader loads it: every load is one whole save."""
+    import threading
+
+    path = tmp_path / "model.npz"
+    saves = _two_saves(path)
+    weights = {s["training"]["tag"]: s["model"].state_dict() for s in saves}
+    stop, written = threading.Event(), []
+
+    def writer():
+        while not stop.is_set():
+            save_checkpoint(path, **saves[len(written) % 2])
+            written.append(1)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    reads, t0 = 0, time.perf_counter()
+    try:
+        while reads < 200 and time.perf_counter() - t0 < 3:  # bounded: ~100 reads in 3 s on a busy machine
+            header, state = read_checkpoint(path)
+            tag = header["training"]["tag"]
+            assert header["class_names"] == [tag + "0", tag + "1"]
+            for k, v in weights[tag].items():
+                np.testing.assert_array_equal(state[k], v, err_msg=f"read {reads}: header {tag}, {k}")
+            reads += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert reads >= 20 and len(written) >= 20, (reads, len(written))  # the two did overlap
 
 
 # --------------------------------------------------------------------------- 6. outputs checked before the work
