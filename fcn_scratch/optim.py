@@ -69,10 +69,99 @@ class Optimizer:
             g = grad
             if self.weight_decay and self.decays(name):
                 g = g + self.weight_decay * param
-            self._update(name, param, g.astype(param.dtype, copy=False), self.state.setdefault(name, {}))
+            state = self.state.get(name, {})
+            self._update(name, param, g.astype(param.dtype, copy=False), state)
+            if state:  # only real state is kept: plain SGD (momentum 0) has none, so saves none
+                self.state[name] = state
 
     def _update(self, name, param, grad, state):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ saving and resuming
+
+    #: the per-parameter state this optimiser keeps: ``{key: is_array}`` (SGD: velocity; Adam: t, m, v)
+    STATE_KEYS: dict = {}
+
+    def hyperparameters(self) -> dict:
+        """The settings an interrupted run must resume with (``lr`` excluded: schedules change it)."""
+        return {"weight_decay": self.weight_decay}
+
+    def stateless(self) -> bool:
+        """True when :meth:`step` keeps no per-parameter state at all (plain SGD, ``momentum=0``)."""
+        return False
+
+    def state_dict(self) -> dict:
+        """Everything :meth:`step` has accumulated, as copies, to save and later resume from.
+
+        ``{"type": "SGD" | "Adam", "iterations": int, "lr": float, "hyperparameters": {...},
+        "state": {param_name: {key: array or int}}}``; the arrays have their parameter's shape
+        and dtype (SGD ``velocity``; Adam ``m``, ``v`` and the step count ``t``). Plain SGD
+        (``momentum=0``) keeps nothing: its ``"state"`` is ``{}``.
+        """
+        return {
+            "type": type(self).__name__,
+            "iterations": int(self.iterations),
+            "lr": float(self.lr),
+            "hyperparameters": self.hyperparameters(),
+            "state": {name: {k: (v.copy() if isinstance(v, np.ndarray) else int(v)) for k, v in st.items()}
+                      for name, st in self.state.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output; checks type, hyperparameters, names, keys, shapes, dtypes.
+
+        Raises ``ValueError`` (``TypeError`` for a non-dict) naming the first entry that does not fit
+        this optimiser and model; nothing is changed unless everything fits.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"optimizer state must be a dict from state_dict(), got {type(state).__name__}")
+        for key in ("type", "iterations", "lr", "hyperparameters", "state"):
+            if key not in state:
+                raise ValueError(f"optimizer state has no {key!r} entry")
+        if state["type"] != type(self).__name__:
+            raise ValueError(f"optimizer state is for {state['type']!r}, this optimizer is {type(self).__name__}")
+        mine = self.hyperparameters()
+        if not isinstance(state["hyperparameters"], dict) or \
+                {k: state["hyperparameters"].get(k) for k in mine} != mine:
+            raise ValueError(f"optimizer state has hyperparameters {state['hyperparameters']!r}, "
+                             f"this optimizer has {mine!r}")
+        iterations = state["iterations"]
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+            raise ValueError(f"optimizer state 'iterations' must be an int >= 0, got {iterations!r}")
+        lr = _number(state["lr"], "optimizer state 'lr'")
+        params = {name: p for name, p, _ in self.model.named_parameters()}
+        entries = state["state"]
+        if not isinstance(entries, dict):
+            raise ValueError(f"optimizer state 'state' must be a dict by parameter name, got {type(entries).__name__}")
+        restored = {}
+        for name, st in entries.items():
+            if name not in params:
+                raise ValueError(f"optimizer state names parameter {name!r}, which the model does not have")
+            if isinstance(st, dict) and not st and self.stateless():
+                continue  # an empty entry, as older versions saved for plain SGD: nothing to restore
+            if not isinstance(st, dict) or set(st) != set(self.STATE_KEYS):
+                got = sorted(st) if isinstance(st, dict) else type(st).__name__
+                raise ValueError(f"optimizer state of {name!r} must hold {sorted(self.STATE_KEYS)}, got {got}")
+            out = {}
+            for key, is_array in self.STATE_KEYS.items():
+                value = st[key]
+                if is_array:
+                    p = params[name]
+                    if not isinstance(value, np.ndarray) or value.shape != p.shape or value.dtype != p.dtype:
+                        got = (value.shape, str(value.dtype)) if isinstance(value, np.ndarray) else type(value).__name__
+                        raise ValueError(f"optimizer state {name!r}/{key!r} must be an array of shape {p.shape} "
+                                         f"and dtype {p.dtype}, got {got}")
+                    if not np.isfinite(value).all():
+                        raise ValueError(f"optimizer state {name!r}/{key!r} contains NaN or inf")
+                    out[key] = value.copy()
+                else:
+                    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+                        raise ValueError(f"optimizer state {name!r}/{key!r} must be an int >= 0, got {value!r}")
+                    out[key] = int(value)
+            restored[name] = out
+        self.state = restored
+        self.iterations = int(iterations)
+        self.lr = lr
 
 
 class SGD(Optimizer):
@@ -85,6 +174,14 @@ class SGD(Optimizer):
     def __init__(self, model, lr, momentum=0.9, weight_decay=0.0):
         super().__init__(model, lr, weight_decay)
         self.momentum = _number(momentum, "momentum", below=1.0)
+
+    STATE_KEYS = {"velocity": True}
+
+    def hyperparameters(self) -> dict:
+        return {"weight_decay": self.weight_decay, "momentum": self.momentum}
+
+    def stateless(self) -> bool:
+        return not self.momentum
 
     def _update(self, name, param, grad, state):
         if self.momentum:
@@ -113,6 +210,11 @@ class Adam(Optimizer):
         self.beta1 = _number(betas[0], "betas[0]", below=1.0)
         self.beta2 = _number(betas[1], "betas[1]", below=1.0)
         self.eps = _number(eps, "eps")
+
+    STATE_KEYS = {"t": False, "m": True, "v": True}
+
+    def hyperparameters(self) -> dict:
+        return {"weight_decay": self.weight_decay, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _update(self, name, param, grad, state):
         if not state:

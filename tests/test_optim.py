@@ -129,3 +129,30 @@ def test_bad_arguments():
     m.grads["bias"] = np.zeros(1)
     with pytest.raises(ValueError, match="shape"):
         SGD(m, lr=0.1).step()
+
+
+def test_plain_sgd_saves_no_state_and_reloads_its_own():
+    """momentum=0 keeps no velocity: state_dict() has no entries, and load_state_dict(state_dict()) works."""
+    m = Toy()
+    opt = SGD(m, lr=0.5, momentum=0.0, weight_decay=0.01)
+    m.set_grads([1.0, 2.0], [-1.0])
+    opt.step()
+    state = opt.state_dict()
+    assert state["state"] == {} and state["iterations"] == 1
+    again = SGD(m, lr=0.5, momentum=0.0, weight_decay=0.01)
+    again.load_state_dict(state)
+    assert again.iterations == 1 and again.state == {}
+    # the empty entries an older version saved for plain SGD are accepted (nothing to restore) ...
+    legacy = dict(state, state={"weight": {}, "bias": {}})
+    again.load_state_dict(legacy)
+    assert again.state == {}
+    # ... but not by an optimiser that keeps state, whose entries must hold their arrays
+    heavy = SGD(m, lr=0.5, momentum=0.9)
+    with pytest.raises(ValueError, match=r"optimizer state of 'weight' must hold \['velocity'\], got \[\]"):
+        heavy.load_state_dict(dict(heavy.state_dict(), state={"weight": {}}))
+    with pytest.raises(ValueError, match=r"must hold \['m', 't', 'v'\], got \[\]"):
+        Adam(m, lr=0.1).load_state_dict(dict(Adam(m, lr=0.1).state_dict(), state={"weight": {}}))
+    # a momentum state still refuses a plain SGD (the hyperparameters differ)
+    heavy_state = heavy.state_dict()
+    with pytest.raises(ValueError, match="hyperparameters"):
+        SGD(m, lr=0.5, momentum=0.0).load_state_dict(heavy_state)
