@@ -1,4 +1,11 @@
-"""Training and evaluation loops: :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`fit_staged`.
+"""Training and evaluation loops: :func:`fit`, :func:`fit_data`, :func:`evaluate`, :func:`predict`, :func:`fit_staged`.
+
+One loop, :func:`fit_data`, trains on a *data source*: :class:`ArrayData` (arrays
+``(N, C, H, W)``, ``(N, H, W)``; :func:`fit` wraps them) or :class:`DatasetData` (a
+VOC-layout folder, :mod:`fcn_scratch.voc`, images of any sizes: whole, or cropped
+and flipped). A source gives the shuffled batches of an epoch (leaving out the
+first ``skip`` when a run resumes inside an epoch), their count, and the scores
+of a model on it.
 
 They work with any model that follows the layer API (``forward``, ``backward``,
 ``named_parameters``, ``train``/``eval``), not only the FCNs: the tests train a
@@ -11,7 +18,7 @@ One training iteration, written out:
     model.backward(criterion.backward())   # fills every layer's grads
     optimizer.step()                       # w -= lr * (momentum-smoothed) grad
 
-:func:`fit` runs the first three lines through :class:`fcn_scratch.parallel.DataParallel`,
+:func:`fit_data` runs the first three lines through :class:`fcn_scratch.parallel.DataParallel`,
 which splits the batch across the CPU's cores (one model replica per thread,
 gradients summed): the same gradients, computed on every core at once.
 
@@ -22,6 +29,8 @@ with the same seed ends with the same weights, bit for bit.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 import sys
 import time
@@ -30,7 +39,7 @@ import warnings
 import numpy as np
 
 from .data import iterate_batches
-from .layers import Dropout2d, Module, no_grad
+from .layers import Dropout2d, Module, SoftmaxCrossEntropy, no_grad
 from .metrics import ConfusionMatrix
 from .optim import make_optimizer, poly_lr
 from .parallel import DataParallel
@@ -55,9 +64,15 @@ def _check_model(model):
 
 
 def check_images(images, model, name="images") -> np.ndarray:
-    """``images (N, C, H, W)`` float, finite, non-empty; returned in the model's dtype (float64 -> float32 casts)."""
+    """``images (N, C, H, W)`` float, finite, non-empty; returned in the model's dtype (float64 -> float32 casts).
+
+    A numpy masked array is refused (its mask would be silently dropped); fill it first.
+    """
     if not isinstance(images, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray (N, C, H, W), got {type(images).__name__}")
+    if isinstance(images, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a numpy masked array, whose mask would be ignored; fill the masked "
+                        f"pixels first ({name}.filled(value)) and mark them 255 in the masks")
     if images.ndim != 4:
         raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {images.shape}")
     if images.shape[0] == 0 or images.size == 0:
@@ -77,9 +92,16 @@ def check_images(images, model, name="images") -> np.ndarray:
 
 
 def check_masks(masks, images, num_classes, ignore_index, name="masks") -> np.ndarray:
-    """``masks (N, H, W)`` int matching ``images``, values in ``[0, num_classes)`` or ``ignore_index``; as int64."""
+    """``masks (N, H, W)`` int matching ``images``, values in ``[0, num_classes)`` or ``ignore_index``; as int64.
+
+    A numpy masked array is refused rather than guessed at: ``masks.filled(ignore_index)``
+    turns its masked pixels into ignored ones explicitly.
+    """
     if not isinstance(masks, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray (N, H, W) of ints, got {type(masks).__name__}")
+    if isinstance(masks, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a numpy masked array, whose mask would be ignored; use "
+                        f"{name}.filled({ignore_index}) to leave the masked pixels out as ignore_index")
     if masks.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer class ids (N, H, W), got dtype {masks.dtype}")
     N, _, H, W = images.shape
@@ -129,8 +151,9 @@ class Progress:
     per epoch instead, so logs stay readable.
     """
 
-    def __init__(self, total_iterations, epochs, stream=None, enabled=True, width=24):
+    def __init__(self, total_iterations, epochs, stream=None, enabled=True, width=24, done=0):
         self.total = total_iterations
+        self.first = done  # iterations done before this process started (a resumed run)
         self.epochs = epochs
         self.stream = sys.stderr if stream is None else stream
         self.enabled = enabled
@@ -141,7 +164,7 @@ class Progress:
 
     def eta(self, done) -> float:
         elapsed = time.perf_counter() - self.start
-        return elapsed / done * (self.total - done) if done else float("inf")
+        return elapsed / (done - self.first) * (self.total - done) if done > self.first else float("inf")
 
     def update(self, done, epoch, running_loss):
         if not self.tty:
@@ -165,23 +188,220 @@ class Progress:
 
 # --------------------------------------------------------------------------- fit
 
+# Data sources: what the training loop needs of its data. Arrays and a VOC-layout folder both
+# provide it, so there is one loop (fit_data) whatever the data's form.
+
+
+class ArrayData:
+    """Images ``(N, C, H, W)`` and masks ``(N, H, W)`` held as arrays, checked when training starts.
+
+    ``name`` prefixes the argument names in error messages (``"val_"`` -> ``val_images``).
+    """
+
+    num_classes = None  # arrays do not say; the model (or fit's num_classes) does
+
+    def __init__(self, images, masks, *, name=""):
+        self.images, self.masks, self.name = images, masks, name
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def check(self, model, num_classes, ignore_index):
+        """:func:`check_images` and :func:`check_masks`; keeps the arrays in the model's dtype and int64."""
+        self.images = check_images(self.images, model, self.name + "images")
+        self.masks = check_masks(self.masks, self.images, num_classes, ignore_index, self.name + "masks")
+
+    def check_batch(self, batch_size):
+        pass  # arrays hold images of one size: any batch size stacks
+
+    def steps(self, batch_size) -> int:
+        """Batches per epoch (the last one may be smaller)."""
+        return math.ceil(len(self.images) / batch_size)
+
+    def batches(self, batch_size, rng, *, skip=0, dtype=None):
+        """One epoch of shuffled ``(x, y)`` batches (permutation drawn from ``rng``), the first ``skip`` left out."""
+        batches = iterate_batches(self.images, self.masks, batch_size, rng=rng)
+        return itertools.islice(batches, skip, None) if skip else batches
+
+    def head(self, n) -> "ArrayData":
+        return ArrayData(self.images[:n], self.masks[:n])
+
+    def scores_and_loss(self, model, num_classes, ignore_index, batch_size):
+        """``(evaluate's scores, mean cross-entropy over the non-ignored pixels)``."""
+        return _scores_and_loss(model, self.images, self.masks, batch_size, num_classes, ignore_index)
+
+    def examples(self, model, n):
+        """The first ``n`` images, masks and the model's predictions, as ``(n, C, H, W)``, ``(n, H, W)`` arrays."""
+        x, y = self.images[:n], self.masks[:n]
+        return x, y, predict(model, x)
+
+
+class _Head:
+    """The first ``n`` images of a dataset, with the attributes :func:`fcn_scratch.voc.evaluate_dataset` reads."""
+
+    def __init__(self, dataset, n):
+        self.dataset, self.n, self.root = dataset, min(n, len(dataset)), getattr(dataset, "root", None)
+        self.num_classes, self.class_names = dataset.num_classes, dataset.class_names
+        self.sizes = list(dataset.sizes[: self.n])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def same_size(self) -> bool:
+        return len(set(self.sizes)) == 1
+
+    def load(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(f"index {i} out of range for {self.n} images")
+        return self.dataset.load(i)
+
+
+class DatasetData:
+    """A dataset of images of any sizes (:class:`fcn_scratch.voc.VOCDataset`), batched by
+    :func:`fcn_scratch.voc.iterate_dataset` and scored whole, image by image, by
+    :func:`fcn_scratch.voc.evaluate_dataset`.
+
+    ``crop=None`` trains on whole images (batch size 1 when the sizes differ, as the FCN
+    paper); ``crop=S`` on random ``S x S`` windows, padded (masks with 255) around smaller
+    images; ``flip`` mirrors each sample left-right with probability 1/2.
+    """
+
+    def __init__(self, dataset, *, crop=None, flip=False):
+        self.dataset, self.crop, self.flip = dataset, crop, bool(flip)
+        self.num_classes = dataset.num_classes
+        self.class_names = list(dataset.class_names)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def check(self, model, num_classes, ignore_index):
+        """Refuse a class count other than the dataset's (the masks were validated when it was opened)."""
+        k = getattr(model, "num_classes", num_classes)
+        if num_classes != self.num_classes or k != self.num_classes:
+            raise ValueError(f"the dataset in {self.dataset.root!r} has {self.num_classes} classes, but the model "
+                             f"predicts {k} and training is for {num_classes}")
+
+    def check_batch(self, batch_size):
+        """Whole images of different sizes do not stack: refuse a batch > 1 without ``crop`` before training."""
+        if self.crop is None and batch_size > 1 and not self.dataset.same_size():
+            a, b = sorted(set(self.dataset.sizes))[:2]
+            raise ValueError(f"batch_size {batch_size} needs images of one size, but they differ "
+                             f"({a[1]}x{a[0]} and {b[1]}x{b[0]}, WxH): use batch_size 1 (whole images, as the "
+                             f"FCN paper) or crop=S")
+
+    def steps(self, batch_size) -> int:
+        from .voc import batch_count
+
+        return batch_count(self.dataset, batch_size)
+
+    def batches(self, batch_size, rng, *, skip=0, dtype=None):
+        from .voc import iterate_dataset
+
+        for x, y in iterate_dataset(self.dataset, batch_size, crop=self.crop, flip=self.flip, rng=rng, skip=skip):
+            yield (x if dtype is None else x.astype(dtype, copy=False)), y
+
+    def head(self, n) -> "DatasetData":
+        return DatasetData(_Head(self.dataset, n), crop=self.crop, flip=self.flip)
+
+    def scores_and_loss(self, model, num_classes, ignore_index, batch_size):
+        from .voc import evaluate_dataset
+
+        scores = evaluate_dataset(model, self.dataset, ignore_index=ignore_index, with_loss=True)
+        return scores, scores.pop("loss")
+
+    def examples(self, model, n):
+        """The first ``n`` images, masks and predictions (each predicted at its own size), padded at the
+        bottom and right to the largest of them (image 0 = the mean colour, masks and predictions 255) so
+        they stack: ``(n, C, H, W)``, ``(n, H, W)``, ``(n, H, W)``."""
+        from .voc import crop_or_pad
+
+        n = min(n, len(self.dataset))
+        H = max(h for h, _ in self.dataset.sizes[:n])
+        W = max(w for _, w in self.dataset.sizes[:n])
+        xs, ys, ps = [], [], []
+        for i in range(n):
+            x, y = self.dataset.load(i)
+            p = predict(model, x[None].astype(_model_dtype(model), copy=False))[0]
+            ps.append(crop_or_pad(x[:1], p, (H, W), (0, 0))[1])
+            x, y = crop_or_pad(x, y, (H, W), (0, 0))
+            xs.append(x)
+            ys.append(y)
+        return np.stack(xs), np.stack(ys), np.stack(ps)
+
+
+# Divergence rule (see fit): a loss above EXPLODE_FACTOR x max(first loss, ln K) is divergence.
+# ln K is the loss of a uniform guess over K classes, so the limit never falls below 100 ln K
+# (161 for the 5 toy classes) even when training starts from a good model with a tiny loss.
+EXPLODE_FACTOR = 100.0
+
+
+def _all_finite(arrays) -> bool:
+    # exact, and measured 2-3x faster than testing a float64 sum of each array
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def _dropout_layers(model) -> list:
+    modules = model.modules() if isinstance(model, Module) else [model]
+    return [m for m in modules if isinstance(m, Dropout2d)]
+
+
+def _rng_states(stepper) -> list:
+    """Every dropout generator's state: one list per replica (replica 0 is the model)."""
+    return [[m.rng.bit_generator.state for m in _dropout_layers(r)] for r in stepper.replicas]
+
+
+def _set_rng_states(stepper, states) -> None:
+    replicas = stepper.replicas
+    if len(states) != len(replicas):  # another --threads: replicas re-spawn from the model's generators
+        states = states[:1]
+    for replica, layer_states in zip(replicas, states):
+        layers = _dropout_layers(replica)
+        if len(layers) != len(layer_states):
+            raise ValueError(f"resume state holds {len(layer_states)} dropout generators, the model has {len(layers)}")
+        for layer, st in zip(layers, layer_states):
+            layer.rng.bit_generator.state = st
+    if len(states) != len(replicas):
+        stepper.reseed_dropout()
+
 
 def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, val_masks=None,
-        optimizer="sgd", momentum=0.9, weight_decay=0.0, schedule="poly", ignore_index=255,
-        num_classes=None, eval_batch_size=32, progress=True, stream=None, callback=None,
-        step_callback=None, threads=None) -> dict:
+        ignore_index=255, num_classes=None, **kwargs) -> dict:
+    """Train ``model`` in place on arrays: :func:`fit_data` over :class:`ArrayData` (see it for every argument).
+
+    images ``(N, C, H, W)`` float (cast to the model's dtype); masks ``(N, H, W)`` int in
+    ``[0, K)`` or ``ignore_index``; ``val_images``, ``val_masks`` an optional validation set
+    evaluated after every epoch. ``K`` is ``num_classes``, else the model's.
+    """
+    _check_model(model)
+    images = check_images(images, model, "images")
+    K = int(num_classes) if num_classes is not None else _num_classes(model, images)
+    if (val_images is None) != (val_masks is None):
+        raise ValueError("give both val_images and val_masks, or neither")
+    val = ArrayData(val_images, val_masks, name="val_") if val_images is not None else None
+    return fit_data(model, ArrayData(images, masks), val=val, epochs=epochs, batch_size=batch_size, lr=lr,
+                    seed=seed, ignore_index=ignore_index, num_classes=K, **kwargs)
+
+
+def fit_data(model, data, *, epochs, batch_size, lr, seed, val=None,
+             optimizer="sgd", momentum=0.9, weight_decay=0.0, schedule="poly", ignore_index=255,
+             num_classes=None, eval_batch_size=32, progress=True, stream=None, callback=None,
+             step_callback=None, threads=None, resume=None, on_state=None, stop=None,
+             explode_factor=EXPLODE_FACTOR) -> dict:
     """Train ``model`` in place with mini-batch gradient descent on per-pixel cross-entropy.
+
+    The one training loop: ``data`` and ``val`` are data sources (:class:`ArrayData` for
+    arrays, as :func:`fit` builds; :class:`DatasetData` for a VOC-layout folder of images of
+    any sizes). A source yields the shuffled batches of one epoch (``skip`` leaves out the
+    first ones when resuming inside an epoch), says how many there are, and scores a model.
 
     Parameters
     ----------
     model : a module with ``forward (N, C, H, W) -> (N, K, H, W)`` logits and ``backward``.
-    images : ``(N, C, H, W)`` float (cast to the model's dtype); masks ``(N, H, W)`` int in
-        ``[0, K)`` or ``ignore_index``.
+    data : the training source; ``val`` an optional validation source, scored after every epoch.
     epochs, batch_size : passes over the data, images per step.
     lr : base learning rate; ``schedule="poly"`` decays it as ``lr (1 - it/max_it)^0.9``,
         ``"constant"`` keeps it.
     seed : int; seeds the shuffling and (by reseeding every ``Dropout2d``) the dropout masks.
-    val_images, val_masks : optional validation set, evaluated after every epoch.
     optimizer : ``"sgd"`` (with ``momentum``) or ``"adam"``; ``weight_decay`` skips biases.
     progress : a progress line (ETA, running loss) on ``stream`` (stderr by default).
     callback : optional ``callback(epoch, history)`` after every epoch.
@@ -190,14 +410,38 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
         (:class:`fcn_scratch.parallel.DataParallel`); None uses every usable CPU, 1 runs
         in the calling thread. The gradients equal the single-thread ones up to float
         rounding; a seeded run repeats exactly for a given ``threads``.
+    on_state : optional ``on_state(state, event)`` receiving the *training state* (a dict:
+        completed ``epoch``, ``step_in_epoch``, ``iteration``, the shuffle and dropout
+        generator states, ``optimizer`` (its ``state_dict()``), ``history``, ...; the model
+        holds the matching weights) at every healthy epoch end (``event="epoch"``), when
+        ``stop`` asked to stop (``"interrupted"``, possibly mid-epoch) and after a divergence
+        (``"diverged"``: the last healthy state, already restored). Save it to resume later.
+    resume : a training state from ``on_state`` (the model must already hold its weights):
+        training continues from there and ends with the same weights, bit for bit, as the
+        uninterrupted run (same data, settings, seed and ``threads``).
+    stop : optional ``stop() -> truthy`` polled after every step (e.g. "a SIGINT arrived");
+        fit then hands the state to ``on_state(state, "interrupted")`` and returns, with
+        ``history["interrupted"]`` set to what ``stop()`` returned.
+    explode_factor : the divergence limit, below.
+
+    Divergence. Training stops at the first sign that it has blown up: a NaN/inf loss,
+    gradient, weight (checked after every step) or activation (a layer refuses it), or a
+    loss above ``explode_factor * max(L0, ln K)`` where ``L0`` is the run's first loss (for
+    a model whose score layers start at zero, ``L0 = ln K``). An epoch end is *healthy*
+    when its weights also give a finite loss under that limit on the validation set (or,
+    without one, on the first ``eval_batch_size`` training images). On divergence the
+    model, optimiser and generators go back to the last healthy point (the last healthy
+    epoch end, or the start of the run / the resumed state), ``history`` to what it was
+    there, and ``history["stopped"]`` / ``history["diverged"]`` say what happened.
 
     Returns
     -------
     history : dict of per-epoch lists ``epoch``, ``loss`` (mean training loss), ``lr``, ``time``
-        (seconds since start) and, with validation data, ``val_pixel_accuracy``,
+        (seconds since start) and, with validation data, ``val_loss``, ``val_pixel_accuracy``,
         ``val_mean_accuracy``, ``val_mean_iou``, ``val_fw_iou``; plus ``iterations``,
-        ``seconds`` and ``stopped`` (None, or the message if a NaN/inf loss stopped training;
-        the model then holds the last weights that gave a finite loss).
+        ``seconds``, ``stopped`` (None, or the one-line message of a divergence),
+        ``diverged`` (None, or ``{"reason", "epoch", "iteration", "restored_epoch",
+        "restored_iteration"}``) and ``interrupted`` (None, or what ``stop()`` returned).
     """
     _check_model(model)
     epochs = _positive(epochs, "epochs")
@@ -206,92 +450,207 @@ def fit(model, images, masks, *, epochs, batch_size, lr, seed, val_images=None, 
         raise TypeError(f"seed must be a non-negative int, got {seed!r}")
     if schedule not in ("poly", "constant"):
         raise ValueError(f"schedule must be 'poly' or 'constant', got {schedule!r}")
-    images = check_images(images, model, "images")
-    K = int(num_classes) if num_classes is not None else _num_classes(model, images)
-    masks = check_masks(masks, images, K, ignore_index, "masks")
-    if (val_images is None) != (val_masks is None):
-        raise ValueError("give both val_images and val_masks, or neither")
-    if val_images is not None:
-        val_images = check_images(val_images, model, "val_images")
-        val_masks = check_masks(val_masks, val_images, K, ignore_index, "val_masks")
+    K = int(num_classes) if num_classes is not None else data.num_classes or getattr(model, "num_classes", None)
+    if K is None:
+        raise ValueError("num_classes is needed: neither the data nor the model says how many classes there are")
+    data.check(model, K, ignore_index)
+    data.check_batch(batch_size)
+    if val is not None:
+        val.check(model, K, ignore_index)
     opt = make_optimizer(optimizer, model, lr, momentum=momentum, weight_decay=weight_decay)
 
     # Everything random comes from seed: [seed, 0] shuffles, [seed, 1, k] drives dropout layer k.
     shuffle_rng = np.random.default_rng([int(seed), 0])
-    modules = model.modules() if isinstance(model, Module) else [model]
-    for k, m in enumerate(m for m in modules if isinstance(m, Dropout2d)):
+    for k, m in enumerate(_dropout_layers(model)):
         m.rng = np.random.default_rng([int(seed), 1, k])
 
     stepper = DataParallel(model, threads, ignore_index)  # forward, loss and backward of a batch
-    steps_per_epoch = math.ceil(len(images) / batch_size)
+    steps_per_epoch = data.steps(batch_size)
     max_it = epochs * steps_per_epoch
-    bar = Progress(max_it, epochs, stream, progress)
-    history = {"epoch": [], "loss": [], "lr": [], "time": [], "iterations": 0, "seconds": 0.0, "stopped": None}
-    params = [p for _, p, _ in model.named_parameters()]
-    good = [p.copy() for p in params]  # the last weights that produced a finite loss
+    names_params = [(name, p) for name, p, _ in model.named_parameters()]
+    params = [p for _, p in names_params]
+    check = val if val is not None else data.head(eval_batch_size)  # where an epoch end proves healthy
+    run = dict(epochs=epochs, batch_size=batch_size, images=len(data), seed=int(seed),
+               steps_per_epoch=steps_per_epoch)
+    history = {"epoch": [], "loss": [], "lr": [], "time": [], "iterations": 0, "seconds": 0.0, "stopped": None,
+               "diverged": None, "interrupted": None}
+    it, done_epochs, skip, total, count, first_loss, offset = 0, 0, 0, 0.0, 0, None, 0.0
+    if resume is not None:
+        for key, value in run.items():
+            if resume.get(key) != value:
+                raise ValueError(f"resume state is for {key}={resume.get(key)!r}, this run has {key}={value!r}")
+        opt.load_state_dict(resume["optimizer"])
+        shuffle_rng.bit_generator.state = resume["shuffle_rng"]
+        _set_rng_states(stepper, resume["dropout_rngs"])
+        history = copy.deepcopy(resume["history"])
+        history["interrupted"] = None
+        it, done_epochs, skip = int(resume["iteration"]), int(resume["epoch"]), int(resume["step_in_epoch"])
+        total, count = float(resume["epoch_loss_sum"]), int(resume["epoch_loss_count"])
+        first_loss, offset = resume["first_loss"], float(resume["seconds"])
+    bar = Progress(max_it, epochs, stream, progress, done=it)
     start = time.perf_counter()
-    it = 0
 
-    def diverged(reason):
-        for p, g in zip(params, good):
-            p[...] = g
-        msg = (f"training stopped at epoch {epoch}, iteration {it + 1}: {reason}; restored the last weights "
-               f"with a finite loss (try a smaller lr, now {lr})")
-        history["stopped"] = msg
-        bar.line("fit: " + msg)
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    def capture(completed, step_in_epoch, shuffle_state, loss_sum, loss_count):
+        """The training state now: with the model's weights, enough to continue bit for bit."""
+        return dict(run, version=1, epoch=completed, step_in_epoch=step_in_epoch, iteration=it,
+                    shuffle_rng=shuffle_state, dropout_rngs=_rng_states(stepper), optimizer=opt.state_dict(),
+                    epoch_loss_sum=loss_sum, epoch_loss_count=loss_count, history=copy.deepcopy(history),
+                    first_loss=first_loss, seconds=offset + time.perf_counter() - start,
+                    weights={name: p.copy() for name, p in names_params})
 
-    for epoch in range(1, epochs + 1):
+    def reference():  # the loss scale divergence is measured against
+        return max(first_loss if first_loss is not None else 0.0, math.log(max(K, 2)))
+
+    def limit():
+        return explode_factor * reference()
+
+    last_good = resume if resume is not None else capture(0, 0, shuffle_rng.bit_generator.state, 0.0, 0)
+    if resume is not None and "weights" not in last_good:
+        last_good = dict(resume, weights={name: p.copy() for name, p in names_params})
+    reason, where, epoch = None, it, done_epochs
+
+    for epoch in range(done_epochs + 1, epochs + 1):
         model.train()
-        total, count = 0.0, 0
-        for xb, yb in iterate_batches(images, masks, batch_size, rng=shuffle_rng):
+        epoch_shuffle_state = shuffle_rng.bit_generator.state  # the permutation is drawn from this
+        # resuming inside an epoch: same permutation and draws, the first `skip` batches are done
+        batches = data.batches(batch_size, shuffle_rng, skip=skip, dtype=_model_dtype(model))
+        step = skip
+        if skip:
+            skip = 0
+        else:
+            total, count = 0.0, 0
+        for xb, yb in batches:
             opt.lr = poly_lr(lr, it, max_it) if schedule == "poly" else float(lr)
+            where = it + 1
             try:  # the images need no gradient: input_grad=False spares the first conv's dx
                 loss = stepper.loss_and_grads(xb, yb, input_grad=False)
             except ValueError as exc:  # a layer refusing an inf activation: the weights blew up
                 if "NaN or inf" not in str(exc):
                     raise
-                diverged(f"non-finite activations ({exc})")
+                reason = f"non-finite activations ({exc})"
                 break
             if not math.isfinite(loss):
-                diverged(f"the loss is {loss}")
+                reason = f"the loss is {loss}"
                 break
-            for p, g in zip(params, good):
-                np.copyto(g, p)
-            if not all(np.isfinite(gr).all() for _, _, gr in model.named_parameters() if gr is not None):
-                diverged("a gradient is NaN or inf")
+            if first_loss is None:
+                first_loss = loss
+            if loss > limit():
+                reason = f"the loss {loss:.3g} is over {explode_factor:g}x its start ({reference():.3g})"
+                break
+            if not _all_finite(gr for _, _, gr in model.named_parameters() if gr is not None):
+                reason = "a gradient is NaN or inf"
                 break
             opt.step()
-            it += 1
+            if not _all_finite(params):
+                reason = "a weight became NaN or inf after the step"
+                break
+            it, step = it + 1, step + 1
             total, count = total + loss, count + 1
             bar.update(it, epoch, total / count)
             if step_callback is not None:
                 step_callback(it, loss)
-        if history["stopped"] is not None:
+            if stop is not None and step < steps_per_epoch:
+                signal = stop()
+                if signal:
+                    state = capture(epoch - 1, step, epoch_shuffle_state, total, count)
+                    history["interrupted"] = signal
+                    if on_state is not None:
+                        on_state(state, "interrupted")
+                    break
+        if reason is not None or history["interrupted"]:
+            break
+        # epoch end: healthy only if these weights also give a finite loss under the limit on held-out data
+        where = it
+        try:
+            scores, check_loss = check.scores_and_loss(model, K, ignore_index, eval_batch_size)
+        except ValueError as exc:
+            if "NaN or inf" not in str(exc):
+                raise
+            reason = f"non-finite outputs at the end of the epoch ({exc})"
+            break
+        if not math.isfinite(check_loss) or check_loss > limit():
+            what = "validation" if val is not None else "training-batch"
+            reason = f"the {what} loss at the end of the epoch is {check_loss:.3g}, over " \
+                     f"{explode_factor:g}x the start ({reference():.3g})"
             break
         history["epoch"].append(epoch)
         history["loss"].append(total / count)
         history["lr"].append(opt.lr)
         line = f"epoch {epoch}/{epochs}  loss {total / count:.4f}"
-        if val_images is not None:
-            scores = evaluate(model, val_images, val_masks, batch_size=eval_batch_size, num_classes=K,
-                              ignore_index=ignore_index)
+        if val is not None:
+            history.setdefault("val_loss", []).append(check_loss)
             for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou"):
                 history.setdefault("val_" + key, []).append(scores[key])
             line += f"  val mIoU {scores['mean_iou']:.3f}  pixel acc {scores['pixel_accuracy']:.3f}"
-        elapsed = time.perf_counter() - start
+        elapsed = offset + time.perf_counter() - start
         history["time"].append(elapsed)
+        history["iterations"], history["seconds"] = it, elapsed
         bar.line(f"{line}  {elapsed:.1f}s  ETA {_clock(bar.eta(it))}")
+        last_good = capture(epoch, 0, shuffle_rng.bit_generator.state, 0.0, 0)
+        if on_state is not None:
+            on_state(last_good, "epoch")
         if callback is not None:
             callback(epoch, history)
+        if stop is not None and epoch < epochs:
+            signal = stop()
+            if signal:
+                history["interrupted"] = signal
+                if on_state is not None:
+                    on_state(last_good, "interrupted")
+                break
+
+    if reason is not None:
+        # back to the last healthy point: weights, optimiser, generators and history
+        for name, p in names_params:
+            p[...] = last_good["weights"][name]
+        opt.load_state_dict(last_good["optimizer"])
+        _set_rng_states(stepper, last_good["dropout_rngs"])
+        shuffle_rng.bit_generator.state = last_good["shuffle_rng"]
+        restored = f"epoch {last_good['epoch']}" if last_good["epoch"] else "the start of the run"
+        if last_good.get("step_in_epoch"):
+            restored = f"iteration {last_good['iteration']} (where the run was resumed)"
+        msg = (f"training stopped at epoch {epoch}, iteration {where}: {reason}; the run diverged; restored the "
+               f"last good weights, those of {restored} (try a smaller lr, now {lr})")
+        history = copy.deepcopy(last_good["history"])
+        history["stopped"] = msg
+        history["diverged"] = dict(reason=reason, epoch=epoch, iteration=where, restored_epoch=last_good["epoch"],
+                                   restored_iteration=last_good["iteration"])
+        last_good["history"] = copy.deepcopy(history)
+        bar.line("fit: " + msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        if on_state is not None:
+            on_state(last_good, "diverged")
     stepper.close()
     model.eval()
     history["iterations"] = it
-    history["seconds"] = time.perf_counter() - start
+    history["seconds"] = offset + time.perf_counter() - start
     return history
 
 
 # --------------------------------------------------------------------------- evaluate / predict
+
+
+def _scores_and_loss(model, images, masks, batch_size, num_classes, ignore_index):
+    """``evaluate``'s scores and the mean cross-entropy over the non-ignored pixels, in one pass."""
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    criterion = SoftmaxCrossEntropy(ignore_index)
+    loss_sum, valid = 0.0, 0
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        for start in range(0, len(images), batch_size):
+            y = masks[start : start + batch_size]
+            with no_grad():
+                logits = model.forward(images[start : start + batch_size])
+                n = int(np.count_nonzero(y != ignore_index))
+                loss_sum += criterion.forward(logits, y) * n
+            valid += n
+            cm.update(y, logits.argmax(axis=1))
+    finally:
+        model.train(was_training)
+    out = cm.scores()
+    out["confusion_matrix"] = cm.matrix.copy()
+    return out, loss_sum / valid if valid else 0.0
 
 
 def predict(model, images, *, batch_size=32, return_scores=False):
@@ -333,19 +692,7 @@ def evaluate(model, images, masks, *, batch_size=32, num_classes=None, ignore_in
     K = int(num_classes) if num_classes is not None else _num_classes(model, images)
     masks = check_masks(masks, images, K, ignore_index, "masks")
     batch_size = _positive(batch_size, "batch_size")
-    cm = ConfusionMatrix(K, ignore_index)
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
-        for start in range(0, len(images), batch_size):
-            with no_grad():
-                logits = model.forward(images[start : start + batch_size])
-            cm.update(masks[start : start + batch_size], logits.argmax(axis=1))
-    finally:
-        model.train(was_training)
-    out = cm.scores()
-    out["confusion_matrix"] = cm.matrix.copy()
-    return out
+    return _scores_and_loss(model, images, masks, batch_size, K, ignore_index)[0]
 
 
 # --------------------------------------------------------------------------- staged training
@@ -369,7 +716,7 @@ def build_model(arch: str, num_classes: int, *, preset="tiny", **kwargs):
 
 
 def fit_staged(images, masks, *, num_classes, epochs, batch_size, lr, seed, stages=STAGES,
-               model_kwargs=None, preset="tiny", verbose_transfer=False, **fit_kwargs):
+               model_kwargs=None, preset="tiny", verbose_transfer=False, on_stage=None, **fit_kwargs):
     """The paper's staged training: FCN-32s, then FCN-16s initialised from it, then FCN-8s.
 
     Each stage copies every shared weight from the previous one
@@ -377,6 +724,13 @@ def fit_staged(images, masks, *, num_classes, epochs, batch_size, lr, seed, stag
     it begins by computing exactly what the previous net computed, and training
     only adds what the finer skip can teach. ``epochs`` and ``lr`` are one value
     for all stages or one per stage (the paper lowers lr for later stages).
+
+    ``images`` may also be a data source (:class:`DatasetData`) with ``masks=None``: each stage
+    then runs :func:`fit_data` (pass ``val=`` among ``fit_kwargs``).
+
+    ``on_stage(stage, model)`` is called as each stage's model is built (e.g. to checkpoint
+    the model ``fit``'s ``on_state`` reports on). Training ends early after a stage that
+    diverged or was interrupted.
 
     Returns ``(models, histories)``: dicts keyed by stage name.
     """
@@ -397,13 +751,19 @@ def fit_staged(images, masks, *, num_classes, epochs, batch_size, lr, seed, stag
             copied = transfer_weights(previous, model)
             if verbose_transfer:
                 print(f"{stage}: copied {len(copied)} tensors from the previous stage", file=sys.stderr)
-        histories[stage] = fit(model, images, masks, epochs=e, batch_size=batch_size, lr=stage_lr, seed=seed,
-                               **fit_kwargs)
+        if on_stage is not None:
+            on_stage(stage, model)
+        if masks is None:
+            histories[stage] = fit_data(model, images, epochs=e, batch_size=batch_size, lr=stage_lr, seed=seed,
+                                        num_classes=num_classes, **fit_kwargs)
+        else:
+            histories[stage] = fit(model, images, masks, epochs=e, batch_size=batch_size, lr=stage_lr, seed=seed,
+                                   **fit_kwargs)
         models[stage] = previous = model
-        if histories[stage]["stopped"] is not None:
+        if histories[stage]["stopped"] is not None or histories[stage]["interrupted"]:
             break
     return models, histories
 
 
-__all__ = ["fit", "evaluate", "predict", "fit_staged", "build_model", "check_images", "check_masks", "Progress",
-           "STAGES"]
+__all__ = ["fit", "fit_data", "ArrayData", "DatasetData", "evaluate", "predict", "fit_staged", "build_model", "check_images", "check_masks", "Progress",
+           "STAGES", "EXPLODE_FACTOR"]

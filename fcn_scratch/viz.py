@@ -5,6 +5,10 @@
 * :func:`curves_figure` training loss and validation mean IoU per epoch
 * :func:`comparison_figure` image | truth | FCN-32s | FCN-16s | FCN-8s side by side
 * :func:`save_mask_png` write a colour mask PNG
+* :func:`save_label_png` write class ids as an 8-bit palette PNG in VOC's palette (what VOC tools read)
+* :func:`confusion_figure` the confusion matrix as a heat map (rows = truth, normalised per row, counts in cells)
+* :func:`overlay_figure` the colour mask blended over the image, with a legend of the class names
+* :func:`png_bytes` a figure rendered to PNG bytes (for pages that embed their images)
 
 Each figure function returns the :class:`matplotlib.figure.Figure` and, given
 ``path``, also saves it there. Using ``Figure`` directly (not ``pyplot``)
@@ -159,4 +163,121 @@ def comparison_figure(images, masks, preds_by_model: dict, class_names, path=Non
     return _finish(fig, path)
 
 
-__all__ = ["palette", "colorize", "save_mask_png", "predictions_figure", "curves_figure", "comparison_figure"]
+def voc_palette_bytes() -> bytes:
+    """The 768-byte palette of a VOC label PNG: ``palette(256)`` flattened as R, G, B, R, G, B, ...
+
+    The bit-interleaving rule gives entry 255 exactly VOC's void colour (224, 224, 192).
+    """
+    return palette(256).tobytes()
+
+
+def save_label_png(mask, path) -> None:
+    """Write class ids ``mask (H, W)`` (0..254, and 255 = void) as an 8-bit palette PNG (mode ``"P"``).
+
+    The pixel values *are* the class ids; the palette only colours them (VOC's
+    ``labelcolormap``), so VOC tools, Pillow (``Image.open(p)`` -> ``np.array``)
+    and :func:`fcn_scratch.images.read_mask` read the ids back unchanged.
+    Written to a temporary file and renamed: a reader never sees half a PNG.
+    """
+    from PIL import Image
+
+    from .images import write_atomic
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.dtype.kind not in "iu" or mask.size == 0:
+        raise ValueError(f"mask must be a non-empty (H, W) integer array, got shape {mask.shape}, dtype {mask.dtype}")
+    if mask.min() < 0 or mask.max() > 255:
+        raise ValueError(f"mask values must be class ids in [0, 255] (255 = void), got [{mask.min()}, {mask.max()}]")
+    H, W = mask.shape
+    # the bytes are the palette indices, as they are
+    img = Image.frombytes("P", (W, H), np.ascontiguousarray(mask, dtype=np.uint8).tobytes())
+    img.putpalette(voc_palette_bytes())
+    write_atomic(path, lambda f: img.save(f, format="PNG"), suffix=".png")
+
+
+def png_bytes(fig, dpi=100) -> bytes:
+    """Render a matplotlib ``Figure`` to PNG bytes (Agg canvas, no display)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def confusion_figure(cm, class_names, path=None, *, title=None) -> Figure:
+    """The confusion matrix ``cm (K, K)`` (rows = truth, columns = prediction) as a heat map.
+
+    Each row is normalised by its total, ``cm[i, j] / sum_j cm[i, j]`` (the share of
+    class ``i``'s pixels predicted as ``j``; a class absent from the truth gives a
+    blank row), so the diagonal is each class's accuracy whatever its frequency.
+    The raw pixel counts are written in the cells.
+    """
+    cm = np.asarray(cm)
+    K = len(class_names)
+    if cm.ndim != 2 or cm.shape != (K, K) or cm.dtype.kind not in "iuf":
+        raise ValueError(f"cm must be a ({K}, {K}) numeric matrix (one row and column per class name), "
+                         f"got shape {cm.shape}, dtype {cm.dtype}")
+    if not np.isfinite(cm).all() or (cm < 0).any():
+        raise ValueError("cm must hold finite, non-negative counts")
+    rows = cm.sum(axis=1, keepdims=True).astype(np.float64)
+    share = np.full(cm.shape, np.nan)
+    np.divide(cm, rows, out=share, where=rows > 0)
+    side = max(3.5, 0.55 * K + 2.0)
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.subplots()
+    im = ax.imshow(np.ma.masked_invalid(share), cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class's pixels")
+    ax.set_xticks(range(K), labels=[str(n) for n in class_names], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(K), labels=[str(n) for n in class_names], fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("truth")
+    fontsize = 8 if K <= 8 else max(4, 8 - (K - 8) // 3)
+    for i in range(K):
+        for j in range(K):
+            value = cm[i, j]
+            text = f"{int(value)}" if cm.dtype.kind in "iu" or float(value).is_integer() else f"{value:.3g}"
+            dark = share[i, j] == share[i, j] and share[i, j] > 0.5
+            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color="white" if dark else "black")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def overlay_figure(image, mask, class_names, path=None, *, alpha=0.5, title=None) -> Figure:
+    """The colour mask blended over the image, ``(1 - alpha) * image + alpha * colour``, with a class legend.
+
+    image ``(H, W, 3)`` display RGB in ``[0, 1]`` (or a network image ``(3, H, W)``,
+    normalised as :func:`fcn_scratch.data.normalize`), mask ``(H, W)`` class ids
+    (255 = void, drawn cream). The legend lists every class name.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[2] != 3:
+        image = to_hwc(image)
+    mask = np.asarray(mask)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) RGB in [0, 1] or (3, H, W), got shape {image.shape}")
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask must be (H, W) = {image.shape[:2]} like the image, got shape {mask.shape}")
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    colour = colorize(mask, len(class_names)) / 255.0
+    blend = np.clip((1.0 - alpha) * image.astype(np.float64) + alpha * colour, 0.0, 1.0)
+    H, W = mask.shape
+    width = 6.0
+    rows = (len(class_names) + 1 + 2) // 3
+    legend_in = 0.3 * rows + 0.2
+    top_in = 0.4 if title else 0.1
+    height = width * H / W + legend_in + top_in
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0.0, legend_in / height, 1.0, 1.0 - (legend_in + top_in) / height))
+    ax.imshow(blend, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.05 / height)
+    _legend(fig, class_names, ncol=3)
+    return _finish(fig, path)
+
+
+__all__ = ["palette", "colorize", "save_mask_png", "save_label_png", "voc_palette_bytes", "png_bytes",
+           "predictions_figure", "curves_figure", "comparison_figure", "confusion_figure", "overlay_figure"]

@@ -38,7 +38,9 @@ def _error_line(capsys, argv):
 
 
 def test_train_writes_its_four_files(run_dir):
-    assert sorted(os.listdir(run_dir)) == ["curves.png", "metrics.json", "model.npz", "predictions.png"]
+    # and history.csv; .lock is the output directory's lock (fcn_scratch.runs), nothing else is left behind
+    assert sorted(os.listdir(run_dir)) == [".lock", "curves.png", "history.csv", "metrics.json", "model.npz",
+                                           "predictions.png", "report.html"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou"):
         assert 0.0 <= metrics[key] <= 1.0
@@ -78,7 +80,7 @@ def test_predict_any_size_png(run_dir, tmp_path, capsys):
     imsave(src, rgb)
     assert main(["predict", "--checkpoint", str(run_dir / "model.npz"), "--input", str(src),
                  "--output", str(dst)]) == 0
-    assert "37x45" in capsys.readouterr().out
+    assert "45x37" in capsys.readouterr().out  # WxH, as image tools print sizes
     mask_rgb = (imread(dst)[:, :, :3] * 255).round().astype(np.uint8)
     assert mask_rgb.shape == (37, 45, 3)
     # decode the colours back to classes: they must be the model's prediction on the (8-bit) input
@@ -107,7 +109,7 @@ def test_compare_prints_table_two(tmp_path, capsys):
     assert "pixel acc." in text and "mean IU" in text and "f.w. IU" in text and "counting every pixel" in text
     for title in ("FCN-32s", "FCN-16s", "FCN-8s"):
         assert title in text
-    assert sorted(os.listdir(out)) == ["compare.json", "compare.png"]
+    assert sorted(os.listdir(out)) == [".lock", "compare.json", "compare.png", "report.html"]  # .lock: the locked --out
     results = json.loads((out / "compare.json").read_text())["results"]
     assert list(results) == ["fcn32s", "fcn16s", "fcn8s"]
     assert imread(out / "compare.png").ndim == 3
