@@ -520,7 +520,7 @@ def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=
         "summary": summary,
     }
     if json_path:  # atomically: a reader never sees half a file (the CLI checked the folder before the run)
-        from .images import write_atomic
+        from .atomic import write_atomic
 
         text = json.dumps(payload, indent=2) + "\n"
         write_atomic(json_path, lambda f: f.write(text.encode()), suffix=".json")

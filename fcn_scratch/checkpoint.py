@@ -25,10 +25,10 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from .atomic import write_atomic
 from .metrics import MAX_CLASSES  # num_classes in a config: the confusion matrix's bound
 
 HEADER = "__fcn_scratch__"
@@ -54,12 +54,6 @@ def _json_default(obj):
     if isinstance(obj, tuple):
         return list(obj)
     raise TypeError(f"cannot store {type(obj).__name__} in checkpoint metadata (JSON only)")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def architectures() -> dict:
@@ -108,21 +102,8 @@ def save_checkpoint(path, model, *, class_names=None, training=None, arch=None, 
         if value.dtype.hasobject:
             raise TypeError(f"extras[{name!r}] is an object array; a checkpoint holds no pickles")
         arrays[EXTRAS_PREFIX + str(name)] = value
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new one
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # atomic: readers see the old file or the new one, and an interrupted save leaves the old one intact
+    write_atomic(path, lambda f: np.savez(f, **arrays), suffix=".npz")
     return path
 
 

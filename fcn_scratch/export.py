@@ -72,7 +72,7 @@ def export_torch(checkpoint_path, out_path) -> dict:
     """
     torch = _torch()
     from .checkpoint import load_checkpoint
-    from .images import write_atomic
+    from .atomic import write_atomic
 
     model, meta = load_checkpoint(checkpoint_path)
     arch = meta["arch"]

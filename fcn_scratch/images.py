@@ -55,6 +55,8 @@ import warnings
 
 import numpy as np
 
+from .atomic import write_atomic
+
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them (see the module docstring)
 
 #: The file formats read, by Pillow's names ("JPEG" includes multi-picture camera JPEGs, "MPO";
@@ -303,33 +305,6 @@ def check_writable_file(path, *, suffixes=None, what="output") -> str:
     return path
 
 
-def write_atomic(path, write, *, suffix="") -> str:
-    """Call ``write(file object)`` on a unique temporary file beside ``path``, then ``os.replace`` it.
-
-    A reader sees the old file or the new one, never half of one; a failure
-    leaves no temporary file behind.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
 def write_png(path, rgb) -> str:
     """Write ``rgb (H, W, 3)`` uint8 as a PNG, atomically (see :func:`write_atomic`)."""
     from PIL import Image
@@ -342,4 +317,4 @@ def write_png(path, rgb) -> str:
 
 
 __all__ = ["MAX_PIXELS", "FORMATS", "ImageError", "image_size", "read_rgb", "read_mask", "check_writable_file",
-           "write_atomic", "write_png"]
+           "write_png"]

@@ -90,7 +90,8 @@ def predict(checkpoint, inputs, output, *, overlay=False, backend=None) -> int:
     import numpy as np
 
     set_backend(backend)
-    from .images import ImageError, image_size, write_atomic
+    from .atomic import write_atomic
+    from .images import ImageError, image_size
     from .train import predict as segment
     from .viz import overlay_figure, png_bytes, save_label_png
 

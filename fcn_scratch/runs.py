@@ -45,8 +45,9 @@ import uuid
 
 import numpy as np
 
+from .atomic import TMP_PREFIX, write_bytes_atomic
+
 LOCK_NAME = ".lock"
-TMP_PREFIX = ".tmp-"  # the prefix of every temporary file written into an output directory
 STATE_VERSION = 1
 
 
@@ -57,33 +58,10 @@ class RunError(Exception):
 # --------------------------------------------------------------------------- atomic writes
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path, data: bytes) -> str:
-    """Write ``data`` to ``path`` atomically: unique temp file in the same directory, fsync, ``os.replace``.
-
-    On any failure (a full disk, a file-size limit, a signal) the temporary file is removed and
-    whatever was at ``path`` before is left untouched. Raises ``OSError`` as the OS reported it.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix="-" + os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``data`` to ``path`` atomically (:func:`fcn_scratch.atomic.write_atomic`); the temporary
+    file's name ends with the target's, so a leftover one says which output it was."""
+    return write_bytes_atomic(path, data, suffix="-" + os.path.basename(os.fspath(path)))
 
 
 def json_value(v):

@@ -181,7 +181,7 @@ def save_label_png(mask, path) -> None:
     """
     from PIL import Image
 
-    from .images import write_atomic
+    from .atomic import write_atomic
 
     mask = np.asarray(mask)
     if mask.ndim != 2 or mask.dtype.kind not in "iu" or mask.size == 0:

@@ -53,7 +53,8 @@ import numpy as np
 
 from ._validate import pair, positive_int
 from .data import CLASS_NAMES, IGNORE_INDEX, denormalize, normalize, toy_shapes
-from .images import ImageError, image_size, read_mask, read_rgb, write_atomic, write_png
+from .atomic import write_atomic
+from .images import ImageError, image_size, read_mask, read_rgb, write_png
 from .init import make_rng
 from .viz import palette, save_label_png
 

@@ -14,6 +14,7 @@ from fcn_scratch.cli import main
 from fcn_scratch.data import CLASS_NAMES, denormalize, normalize, toy_shapes
 from fcn_scratch.train import predict
 from fcn_scratch.viz import palette
+from cli_helpers import error_line
 
 TINY = ["--size", "32", "--train-images", "8", "--val-images", "4", "--epochs", "2", "--batch-size", "4",
         "--widths", "4,4,8,8,8", "--fc-channels", "8", "--quiet"]
@@ -24,17 +25,6 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     assert main(["train", *TINY, "--out", str(out)]) == 0
     return out
-
-
-def _error_line(capsys, argv):
-    """Run argv; it must fail with exit 2 and exactly one 'fcn-scratch: error:' line on stderr."""
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fcn-scratch: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_train_writes_its_four_files(run_dir):
@@ -153,20 +143,20 @@ def test_first_step_report_for_the_cold_start_bench(tmp_path, monkeypatch, capsy
 def test_bad_arguments(capsys, argv, match):
     import re
 
-    assert re.search(match, _error_line(capsys, argv))
+    assert re.search(match, error_line(capsys, argv))
 
 
 def test_missing_and_corrupt_checkpoints(run_dir, tmp_path, capsys):
     img = tmp_path / "img.png"
     imsave(img, np.zeros((8, 8, 3)))
     args = ["--input", str(img), "--output", str(tmp_path / "o.png")]
-    assert "not found" in _error_line(capsys, ["predict", "--checkpoint", str(tmp_path / "nope.npz"), *args])
+    assert "not found" in error_line(capsys, ["predict", "--checkpoint", str(tmp_path / "nope.npz"), *args])
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes((run_dir / "model.npz").read_bytes()[:500])
-    assert "truncated or corrupt" in _error_line(capsys, ["predict", "--checkpoint", str(corrupt), *args])
+    assert "truncated or corrupt" in error_line(capsys, ["predict", "--checkpoint", str(corrupt), *args])
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, w=np.ones(3))
-    assert "not an fcn_scratch checkpoint" in _error_line(capsys, ["evaluate", "--checkpoint", str(foreign)])
+    assert "not an fcn_scratch checkpoint" in error_line(capsys, ["evaluate", "--checkpoint", str(foreign)])
     assert not (tmp_path / "o.png").exists()
 
 
@@ -174,10 +164,10 @@ def test_unreadable_image(run_dir, tmp_path, capsys):
     ck = str(run_dir / "model.npz")
     fake = tmp_path / "fake.png"
     fake.write_text("this is not a PNG")
-    line = _error_line(capsys, ["predict", "--checkpoint", ck, "--input", str(fake), "--output",
+    line = error_line(capsys, ["predict", "--checkpoint", ck, "--input", str(fake), "--output",
                                 str(tmp_path / "o.png")])
     assert "cannot read image" in line
-    line = _error_line(capsys, ["predict", "--checkpoint", ck, "--input", str(tmp_path / "none.png"),
+    line = error_line(capsys, ["predict", "--checkpoint", ck, "--input", str(tmp_path / "none.png"),
                                 "--output", str(tmp_path / "o.png")])
     assert "not found" in line
 
@@ -185,7 +175,7 @@ def test_unreadable_image(run_dir, tmp_path, capsys):
 def test_unwritable_output_dir(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a directory should go")
-    assert "cannot create output directory" in _error_line(capsys, ["train", *TINY, "--out", str(blocker / "x")])
+    assert "cannot create output directory" in error_line(capsys, ["train", *TINY, "--out", str(blocker / "x")])
 
 
 def test_console_entry_point_exit_status_and_no_traceback(tmp_path):

@@ -21,21 +21,11 @@ from fcn_scratch.data import CLASS_NAMES
 from fcn_scratch.models import FCN8s
 from fcn_scratch.train import DatasetData, fit, fit_data
 from fcn_scratch.voc import open_splits, write_sample
+from cli_helpers import error_line
 
 # a few seconds per run: a net of 4-8 channels, one thread (bit for bit needs a fixed count)
 NET = ["--widths", "4,8,8,8,8", "--fc-channels", "16", "--threads", "1", "--quiet"]
 SMALL = dict(widths=(4, 8, 8, 8, 8), fc_channels=16)
-
-
-def _error_line(capsys, argv):
-    """Run argv; it must fail with exit 2 and exactly one 'fcn-scratch: error:' line on stderr."""
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fcn-scratch: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -222,19 +212,19 @@ def test_every_bad_dataset_is_one_line_naming_the_file_before_training(tmp_path,
     out.mkdir()
     (out / "model.npz").write_bytes(b"an older run's")  # a fresh run would remove it: it must not get that far
     for command in ("train", "compare"):
-        line = _error_line(capsys, [command, "--data", str(root), *NET, "--out", str(out)])
+        line = error_line(capsys, [command, "--data", str(root), *NET, "--out", str(out)])
         assert named in line, line
     assert sorted(os.listdir(out)) == ["model.npz"] and (out / "model.npz").read_bytes() == b"an older run's"
 
 
 def test_options_that_do_not_fit_the_data_are_refused(sample_dir, tmp_path, capsys):
     out = str(tmp_path / "o")
-    line = _error_line(capsys, ["train", "--data", str(sample_dir), "--batch-size", "4", *NET, "--out", out])
+    line = error_line(capsys, ["train", "--data", str(sample_dir), "--batch-size", "4", *NET, "--out", out])
     assert "--batch-size 4" in line and "--crop" in line and "WxH" in line
-    assert "--size" in _error_line(capsys, ["train", "--data", str(sample_dir), "--size", "32", "--out", out])
-    assert "--crop goes with --data" in _error_line(capsys, ["train", "--crop", "32", "--out", out])
-    assert "--augment goes with --data" in _error_line(capsys, ["compare", "--augment", "--out", out])
-    assert "not found" in _error_line(capsys, ["train", "--data", str(tmp_path / "nope"), "--out", out])
+    assert "--size" in error_line(capsys, ["train", "--data", str(sample_dir), "--size", "32", "--out", out])
+    assert "--crop goes with --data" in error_line(capsys, ["train", "--crop", "32", "--out", out])
+    assert "--augment goes with --data" in error_line(capsys, ["compare", "--augment", "--out", out])
+    assert "not found" in error_line(capsys, ["train", "--data", str(tmp_path / "nope"), "--out", out])
     assert not os.path.exists(out)
 
 
@@ -277,7 +267,7 @@ def test_a_data_run_resumes_mid_epoch_to_the_same_weights(sample_dir, data_run, 
     assert json.loads((out / "metrics.json").read_text())["mean_iou"] == \
         json.loads((data_run / "metrics.json").read_text())["mean_iou"]
     # another dataset is another run
-    line = _error_line(capsys, ["train", "--resume", str(out), "--data", str(tmp_path)])
+    line = error_line(capsys, ["train", "--resume", str(out), "--data", str(tmp_path)])
     assert "conflicts with the run being resumed" in line
 
 
@@ -396,12 +386,12 @@ def test_export_round_trip_through_the_command_line(data_run, tmp_path, capsys):
     assert np.array_equal(np.array(Image.open(tmp_path / "a.png")), np.array(Image.open(tmp_path / "b.png")))
 
     # errors are one line
-    assert "--class-names-from goes with --from-torch" in _error_line(
+    assert "--class-names-from goes with --from-torch" in error_line(
         capsys, ["export", "--checkpoint", str(npz), "--torch", str(pt), "--class-names-from", str(npz)])
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
-    assert "cannot read" in _error_line(capsys, ["export", "--from-torch", "--torch", str(tmp_path / "junk.pt"),
+    assert "cannot read" in error_line(capsys, ["export", "--from-torch", "--torch", str(tmp_path / "junk.pt"),
                                                  "--checkpoint", str(tmp_path / "x.npz")])
-    assert "must end in" in _error_line(capsys, ["export", "--checkpoint", str(npz), "--torch",
+    assert "must end in" in error_line(capsys, ["export", "--checkpoint", str(npz), "--torch",
                                                  str(tmp_path / "model.txt")])
 
 
@@ -421,8 +411,8 @@ def test_evaluate_data_reproduces_the_training_metrics(data_run, sample_dir, tmp
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", ck, "--split", "train", "--json", str(tmp_path / "t.json")]) == 0
     assert json.loads((tmp_path / "t.json").read_text())["images"] == 10
-    assert "split list" in _error_line(capsys, ["evaluate", "--checkpoint", ck, "--split", "test"])
-    assert "--seed describes the toy shapes" in _error_line(capsys, ["evaluate", "--checkpoint", ck, "--seed", "3"])
+    assert "split list" in error_line(capsys, ["evaluate", "--checkpoint", ck, "--split", "test"])
+    assert "--seed describes the toy shapes" in error_line(capsys, ["evaluate", "--checkpoint", ck, "--seed", "3"])
 
 
 def test_predict_several_images_writes_palette_labels_and_overlays(data_run, sample_dir, tmp_path, capsys):
@@ -462,10 +452,10 @@ def test_predict_several_images_writes_palette_labels_and_overlays(data_run, sam
     capsys.readouterr()
     # several inputs need a folder; one input keeps --output as its file
     (tmp_path / "file.png").write_bytes(b"")
-    assert "must be a folder" in _error_line(capsys, ["predict", "--checkpoint", ck, "--input", str(images[0]),
+    assert "must be a folder" in error_line(capsys, ["predict", "--checkpoint", ck, "--input", str(images[0]),
                                                       str(images[1]), "--output", str(tmp_path / "file.png")])
     (tmp_path / "empty").mkdir()
-    assert "holds no image" in _error_line(capsys, ["predict", "--checkpoint", ck, "--input", str(tmp_path / "empty"),
+    assert "holds no image" in error_line(capsys, ["predict", "--checkpoint", ck, "--input", str(tmp_path / "empty"),
                                                     "--output", str(tmp_path / "o")])
 
 

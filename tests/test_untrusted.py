@@ -32,20 +32,10 @@ from fcn_scratch.cli import main
 from fcn_scratch.data import CLASS_NAMES, toy_shapes
 from fcn_scratch.metrics import MAX_CLASSES, ConfusionMatrix, confusion_matrix, scores
 from fcn_scratch.models import TINY, FCN8s, FCN16s, FCN32s
+from cli_helpers import error_line
 
 SMALL = dict(widths=(4, 4, 8, 8, 8), convs_per_block=(1, 1, 1, 1, 1), fc_channels=8)
 K = len(CLASS_NAMES)
-
-
-def _error_line(capsys, argv):
-    """Run argv; it must fail with exit 2 and exactly one 'fcn-scratch: error:' line on stderr."""
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fcn-scratch: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _model(cls=FCN8s, **kw):
@@ -178,7 +168,7 @@ def test_max_pixels_above_pillows_own_limit_is_usable(tmp_path):
 
 def test_predict_refuses_the_bomb_in_one_line(bomb, good_ckpt, tmp_path, capsys):
     out = tmp_path / "mask.png"
-    line = _error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(bomb),
+    line = error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(bomb),
                                 "--output", str(out)])
     assert "bomb.png" in line and "20000x20000" in line and "limit" in line
     assert not out.exists()
@@ -265,7 +255,7 @@ def test_only_the_listed_formats_are_opened(tmp_path, rgb_png, good_ckpt, capsys
             with pytest.raises(img.ImageError, match=rf"image '.*{path.name}' is in EPS format; fcn_scratch reads "
                                                      r"only PNG, JPEG, BMP, GIF, TIFF, PPM, WEBP"):
                 reader(path)
-    line = _error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(tmp_path / "x.jpg"),
+    line = error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(tmp_path / "x.jpg"),
                                 "--output", str(tmp_path / "o.png")])
     assert "x.jpg" in line and "EPS format" in line
     assert parsed == []  # the EPS plugin never saw the file, Ghostscript never ran
@@ -377,7 +367,7 @@ def test_header_that_lies_about_fc_channels_is_refused_before_any_allocation(tmp
         _rewrite(path, lambda h: h["config"].update(fc_channels=value))
         with pytest.raises(CheckpointError, match=match):
             load_checkpoint(path)
-        assert "cannot build FCN8s" in _error_line(capsys, ["evaluate", "--checkpoint", str(path)])
+        assert "cannot build FCN8s" in error_line(capsys, ["evaluate", "--checkpoint", str(path)])
 
 
 def test_npy_header_declaring_terabytes_is_refused_without_allocating(tmp_path):
@@ -479,7 +469,7 @@ def test_a_header_nested_deeper_than_the_stack_is_one_line(good_ckpt, rgb_png, t
     for reader in (read_checkpoint, load_checkpoint, ckpt.read_extras):
         with pytest.raises(CheckpointError, match=r"header is not valid JSON \(maximum recursion depth"):
             reader(good_ckpt)
-    line = _error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(rgb_png),
+    line = error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(rgb_png),
                                 "--output", str(tmp_path / "o.png")])
     assert "model.npz" in line and "not valid JSON" in line
 
@@ -500,7 +490,7 @@ def test_bad_header_values_give_one_line_in_predict_and_evaluate(good_ckpt, rgb_
     out = tmp_path / "o.png"
     for argv in (["predict", "--checkpoint", str(good_ckpt), "--input", str(rgb_png), "--output", str(out)],
                  ["evaluate", "--checkpoint", str(good_ckpt)]):
-        assert re.search(match, _error_line(capsys, argv))
+        assert re.search(match, error_line(capsys, argv))
     assert not out.exists()
 
 
@@ -608,16 +598,16 @@ def test_predict_output_checked_before_the_work(good_ckpt, rgb_png, tmp_path, ca
 
     monkeypatch.setattr(train, "predict", lambda *a, **k: pytest.fail("predict ran before the output check"))
     base = ["predict", "--checkpoint", str(good_ckpt), "--input", str(rgb_png), "--output"]
-    assert "must end in .png" in _error_line(capsys, base + [str(tmp_path / "x.xyz")])
-    assert "does not exist" in _error_line(capsys, base + [str(tmp_path / "missing" / "m.png")])
+    assert "must end in .png" in error_line(capsys, base + [str(tmp_path / "x.xyz")])
+    assert "does not exist" in error_line(capsys, base + [str(tmp_path / "missing" / "m.png")])
     (tmp_path / "dir.png").mkdir()
-    assert "is a directory" in _error_line(capsys, base + [str(tmp_path / "dir.png")])
+    assert "is a directory" in error_line(capsys, base + [str(tmp_path / "dir.png")])
 
     def refuse(*a, **k):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(img.tempfile, "mkstemp", refuse)  # what a read-only folder does (root ignores chmod)
-    assert "is not writable (Permission denied)" in _error_line(capsys, base + [str(tmp_path / "m.png")])
+    assert "is not writable (Permission denied)" in error_line(capsys, base + [str(tmp_path / "m.png")])
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
@@ -626,7 +616,7 @@ def test_predict_into_a_read_only_directory(good_ckpt, rgb_png, tmp_path, capsys
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        assert "not writable" in _error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input",
+        assert "not writable" in error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input",
                                                       str(rgb_png), "--output", str(ro / "m.png")])
     finally:
         ro.chmod(0o755)
@@ -643,7 +633,7 @@ def test_predict_writes_its_png_atomically(good_ckpt, rgb_png, tmp_path, capsys,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
-    assert "No space left" in _error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input",
+    assert "No space left" in error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input",
                                                    str(rgb_png), "--output", str(out)])
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "in.png", "m.png", "model.npz"]  # no temp file left
@@ -654,8 +644,8 @@ def test_evaluate_json_checked_before_the_evaluation(good_ckpt, tmp_path, capsys
 
     monkeypatch.setattr(train, "evaluate", lambda *a, **k: pytest.fail("evaluated before the output check"))
     base = ["evaluate", "--checkpoint", str(good_ckpt), "--json"]
-    assert "is a directory" in _error_line(capsys, base + [str(tmp_path)])
-    assert "does not exist" in _error_line(capsys, base + [str(tmp_path / "no" / "s.json")])
+    assert "is a directory" in error_line(capsys, base + [str(tmp_path)])
+    assert "does not exist" in error_line(capsys, base + [str(tmp_path / "no" / "s.json")])
     monkeypatch.undo()
     assert main(base + [str(tmp_path / "s.json")]) == 0
     assert json.loads((tmp_path / "s.json").read_text())["images"] == 4
@@ -665,8 +655,8 @@ def test_bench_json_checked_before_the_bench_and_repeats_at_least_one(tmp_path, 
     import fcn_scratch.bench as bench
 
     monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("the bench ran before the output check"))
-    assert "does not exist" in _error_line(capsys, ["bench", "--json", str(tmp_path / "no" / "b.json")])
-    assert "expected a positive integer, got 0" in _error_line(capsys, ["bench", "--repeats", "0"])
+    assert "does not exist" in error_line(capsys, ["bench", "--json", str(tmp_path / "no" / "b.json")])
+    assert "expected a positive integer, got 0" in error_line(capsys, ["bench", "--repeats", "0"])
     monkeypatch.undo()
     with pytest.raises(ValueError, match="repeats must be an int >= 1"):
         bench.run(("kernels",), repeats=0, print_fn=lambda *a: None)
@@ -680,7 +670,7 @@ def test_bench_json_checked_before_the_bench_and_repeats_at_least_one(tmp_path, 
 @pytest.mark.parametrize("command", ["train", "compare"])
 def test_absurd_sizes_are_refused_before_allocating(command, flags, tmp_path, capsys):
     t0 = time.perf_counter()
-    line = _error_line(capsys, [command, *flags, "--out", str(tmp_path / "o"), "--quiet"])
+    line = error_line(capsys, [command, *flags, "--out", str(tmp_path / "o"), "--quiet"])
     assert "needs about" in line and "available" in line
     assert time.perf_counter() - t0 < 2.0
     assert not (tmp_path / "o").exists()
@@ -692,7 +682,7 @@ def test_the_memory_check_uses_the_available_memory(tmp_path, capsys, monkeypatc
     est = budget.check_training(("fcn8s",), K, size=32, train_images=8, val_images=4, batch_size=8,
                                 available=2**60)["total"]
     monkeypatch.setattr(budget, "available_bytes", lambda: est - 1)
-    line = _error_line(capsys, args)
+    line = error_line(capsys, args)
     assert f"more than the {budget.format_bytes(est - 1)} available" in line
 
 
@@ -708,10 +698,10 @@ def test_estimate_is_above_the_measured_peak_of_the_default_run():
 
 def test_predict_refuses_an_image_too_big_for_memory(good_ckpt, rgb_png, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(budget, "available_bytes", lambda: 100 * 2**20)  # loading 2x the weights fits
-    line = _error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(rgb_png), "--output",
+    line = error_line(capsys, ["predict", "--checkpoint", str(good_ckpt), "--input", str(rgb_png), "--output",
                                 str(tmp_path / "m.png")])
     assert "segmenting the 24x20 image" in line and "more than the 100 MiB available" in line
-    line = _error_line(capsys, ["evaluate", "--checkpoint", str(good_ckpt), "--images", "100000"])
+    line = error_line(capsys, ["evaluate", "--checkpoint", str(good_ckpt), "--images", "100000"])
     assert "evaluating on 100000 images of 32x32" in line
 
 
@@ -728,10 +718,10 @@ def test_inference_estimate_grows_with_the_image():
 def test_ignore_border_wider_than_half_the_image(tmp_path, capsys, good_ckpt):
     tiny = ["--size", "32", "--train-images", "8", "--val-images", "4", "--epochs", "1", "--widths", "4,4,8,8,8",
             "--fc-channels", "8", "--quiet"]  # were the check missing, this would train (briefly) and exit 0
-    line = _error_line(capsys, ["train", *tiny, "--ignore-border", "1000", "--out", str(tmp_path / "o")])
+    line = error_line(capsys, ["train", *tiny, "--ignore-border", "1000", "--out", str(tmp_path / "o")])
     assert "--ignore-border 1000 is wider than half the 32x32 images" in line
     assert not (tmp_path / "o").exists()
-    line = _error_line(capsys, ["evaluate", "--checkpoint", str(good_ckpt), "--ignore-border", "17"])
+    line = error_line(capsys, ["evaluate", "--checkpoint", str(good_ckpt), "--ignore-border", "17"])
     assert "wider than half the 32x32 images" in line
 
 
