@@ -399,6 +399,12 @@ def read_checkpoint(path):
     for a truncated, corrupt, oversized or foreign one. Every size is checked
     from the zip directory and the ``.npy`` headers before any array is read.
     """
+    header, state, _ = _read_archive(path)
+    return header, state
+
+
+def _read_archive(path, *, extras=False):
+    """Validate and read ``path`` through one open file: ``(header, state, extras or None)``."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
@@ -407,7 +413,8 @@ def read_checkpoint(path):
     with _open_archive(path) as zf:
         header, members = _scan(path, zf)
         _check_memory(path, members)
-        return header, _read_weights(path, zf, members)
+        state = _read_weights(path, zf, members)
+        return header, state, (_read_members(path, zf, members, EXTRAS_PREFIX) if extras else None)
 
 
 def load_checkpoint(path, *, registry=None):
@@ -517,16 +524,7 @@ def read_extras(path) -> dict:
     pickles, weights finite), through the same open file (see :func:`_open_archive`);
     raises ``FileNotFoundError`` or :class:`CheckpointError`.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path!r} is a directory, not a checkpoint file")
-    with _open_archive(path) as zf:
-        header, members = _scan(path, zf)
-        _check_memory(path, members)
-        _read_weights(path, zf, members)
-        return _read_members(path, zf, members, EXTRAS_PREFIX)
+    return _read_archive(path, extras=True)[2]
 
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "read_extras", "CheckpointError", "architectures", "model_config"]

@@ -137,7 +137,6 @@ def evaluate(checkpoint, *, data=None, split=None, images=None, seed=None, size=
     (by default a --data run's own folder); print the scores, optionally also write them to ``json_path``."""
     set_backend(backend)
     from .data import CLASS_NAMES
-    from .runs import write_json
     from .train import evaluate as score
 
     if json_path:  # before the evaluation, not after
@@ -178,14 +177,20 @@ def evaluate(checkpoint, *, data=None, split=None, images=None, seed=None, size=
     names = meta["class_names"] or [str(k) for k in range(model.num_classes)]
     print(f"{meta['arch']} from {checkpoint} on {n} toy images {size[0]}x{size[1]} (seed {seed}, "
           f"{f'{band}-px ignore band at label borders' if band else 'every pixel counted'}):")
+    return _report_scores(scores, names, json_path, images=n, size=list(size), seed=seed, ignore_border=band,
+                          checkpoint=checkpoint)
+
+
+def _report_scores(scores, names, json_path, **about) -> int:
+    """Print the scores; with ``json_path`` also write them, per class by name, with ``about`` the run."""
+    from .runs import write_json
+
     for line in summary_lines(scores, names):
         print(line)
     if json_path:
         try:
             write_json(json_path, dict(scores, per_class_iou=per_class(scores["per_class_iou"], names),
-                                       per_class_accuracy=per_class(scores["per_class_accuracy"], names),
-                                       images=n, size=list(size), seed=seed, ignore_border=band,
-                                       checkpoint=checkpoint))
+                                       per_class_accuracy=per_class(scores["per_class_accuracy"], names), **about))
         except OSError as exc:  # e.g. the disk filled up since the check
             raise JobError(f"cannot write {json_path!r}: {exc.strerror or exc}") from None
     return 0
@@ -194,7 +199,6 @@ def evaluate(checkpoint, *, data=None, split=None, images=None, seed=None, size=
 def _evaluate_voc(model, meta, root, *, checkpoint, split, json_path, toy) -> int:
     """``evaluate --data DIR [--split val]`` (or a checkpoint trained with --data): every image whole;
     ``toy`` holds the toy-shapes options, refused here."""
-    from .runs import write_json
     from .voc import DatasetError, VOCDataset, evaluate_dataset
 
     for key in ("images", "seed", "size", "ignore_border"):
@@ -222,14 +226,5 @@ def _evaluate_voc(model, meta, root, *, checkpoint, split, json_path, toy) -> in
     names = ds.class_names
     print(f"{meta['arch']} from {checkpoint} on the {len(ds)} images of split {split!r} of {root} "
           f"(whole images, 255 = void not counted):")
-    for line in summary_lines(scores, names):
-        print(line)
-    if json_path:
-        try:
-            write_json(json_path, dict(scores, per_class_iou=per_class(scores["per_class_iou"], names),
-                                       per_class_accuracy=per_class(scores["per_class_accuracy"], names),
-                                       images=len(ds), data=root, split=split, class_names=names,
-                                       checkpoint=checkpoint))
-        except OSError as exc:
-            raise JobError(f"cannot write {json_path!r}: {exc.strerror or exc}") from None
-    return 0
+    return _report_scores(scores, names, json_path, images=len(ds), data=root, split=split, class_names=names,
+                          checkpoint=checkpoint)
