@@ -18,6 +18,7 @@ atomic files, ``metrics.json`` last) is :mod:`fcn_scratch.runs`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .jobs import VAL_SEED_OFFSET, JobError
@@ -287,7 +288,12 @@ def main(argv=None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
         args.argv = argv  # `train --resume` checks which options were given, not defaulted
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not as a traceback at exit
+        return code
+    except BrokenPipeError:  # the reader of our output (`| head`) has gone: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141  # 128 + SIGPIPE: what a shell reports for a command whose pipe was closed
     except CLIError as exc:
         print(f"fcn-scratch: error: {exc}", file=sys.stderr)
         return 2

@@ -183,3 +183,16 @@ def test_console_entry_point_exit_status_and_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("fcn-scratch: error: checkpoint") and "Traceback" not in proc.stderr
+
+
+def test_a_closed_output_pipe_stops_quietly():
+    """`fcn-scratch ... | head` with the reader gone: exit 141 (128 + SIGPIPE), no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "fcn_scratch", "exercise", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader leaves before a byte arrives: the output is block-buffered into the pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
