@@ -258,7 +258,7 @@ def _train(args, t0, signals, resume, data) -> int:
     from .checkpoint import save_checkpoint
     from .data import MEAN, STD
     from .train import build_model, evaluate, fit_data, fit_staged
-    from .viz import curves_figure, predictions_figure
+    from .viz import curves_figure, png_bytes, predictions_figure
     from .voc import DatasetError
 
     settings = _data_settings(args) if data is None else _voc_settings(args, data)
@@ -364,9 +364,9 @@ def _train(args, t0, signals, resume, data) -> int:
                 f"model.npz holds epoch {final['epoch']}; finish the outputs with: fcn-scratch train --resume {out}")
         png = {"Comment": f"fcn_scratch run {run_id}"}
         title = f"{ARCH_TITLES[arch]}: validation mean IoU {scores['mean_iou']:.3f}"
-        predictions_png = runs.figure_png(predictions_figure(*shown, class_names, title=title), png)
+        predictions_png = png_bytes(predictions_figure(*shown, class_names, title=title), metadata=png)
         run.write("predictions.png", predictions_png, keep=kept)
-        run.write("curves.png", runs.figure_png(curves_figure(history, title=ARCH_TITLES[arch]), png), keep=kept)
+        run.write("curves.png", png_bytes(curves_figure(history, title=ARCH_TITLES[arch]), metadata=png), keep=kept)
         save(final, status, val_mean_iou=scores["mean_iou"])  # the status says the figures are there
         diverged = history.get("diverged") or next(
             (h.get("diverged") for h in (histories.values() if args.staged else ()) if h.get("diverged")), None)
@@ -497,7 +497,7 @@ def _compare(args, run, data) -> int:
     from .checkpoint import save_checkpoint
     from .data import MEAN, STD
     from .train import build_model, evaluate, fit_data
-    from .viz import comparison_figure
+    from .viz import comparison_figure, png_bytes
     from .voc import DatasetError
 
     out = run.path
@@ -556,7 +556,7 @@ def _compare(args, run, data) -> int:
     print(f"FCN-8s >= FCN-16s >= FCN-32s in mean IU: {'yes' if ordered else 'NO'}"
           f" (the paper's Table 2, PASCAL VOC 2011 val: 59.4, 62.4, 62.7)")
     mious = {ARCH_TITLES[a]: rows[a]["mean_iou"] for a in ARCHS}
-    compare_png = runs.figure_png(comparison_figure(*shown, preds, class_names, scores=mious))
+    compare_png = png_bytes(comparison_figure(*shown, preds, class_names, scores=mious))
     run.write("compare.png", compare_png)
     results = json_value({
         a: dict({k: v for k, v in s.items() if k != "history"},

@@ -103,13 +103,6 @@ def history_csv(history, run_id=None) -> str:
     return buf.getvalue()
 
 
-def figure_png(fig, metadata=None) -> bytes:
-    """A matplotlib ``Figure`` as PNG bytes (``metadata``: PNG text chunks, e.g. the run id)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata=metadata)
-    return buf.getvalue()
-
-
 # --------------------------------------------------------------------------- the output directory
 
 
@@ -454,6 +447,6 @@ def chain(*callbacks):
     return call
 
 
-__all__ = ["RunError", "RunDir", "atomic_write", "write_json", "json_bytes", "json_value", "history_csv", "figure_png",
+__all__ = ["RunError", "RunDir", "atomic_write", "write_json", "json_bytes", "json_value", "history_csv",
            "new_run_id", "checkpoint_size", "pack_state", "unpack_state", "read_state", "Interrupted",
            "StopSignals", "signal_name", "fault_hook", "chain", "LOCK_NAME", "TMP_PREFIX"]

@@ -195,12 +195,12 @@ def save_label_png(mask, path) -> None:
     write_atomic(path, lambda f: img.save(f, format="PNG"), suffix=".png")
 
 
-def png_bytes(fig, dpi=100) -> bytes:
-    """Render a matplotlib ``Figure`` to PNG bytes (Agg canvas, no display)."""
+def png_bytes(fig, dpi=100, metadata=None) -> bytes:
+    """Render a matplotlib ``Figure`` to PNG bytes (Agg canvas, no display); ``metadata``: PNG text chunks."""
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, metadata=metadata)
     return buf.getvalue()
 
 
