@@ -20,9 +20,26 @@ A lesson is a script of ``# %%`` cells (jupytext percent format), one step per c
                 exercises=["conv2d_forward", "conv2d_backward"])         # what to practise next
                                                    # then the summary line (the test suite reads it)
 
+Every text a learner reads is written beside its Korean translation, and ``--lang ko`` (or
+``FCN_SCRATCH_LANG=ko``) shows the Korean one; English is the default::
+
+    lesson = Lesson("04_relu_maxpool", "ReLU and max-pooling", ko="ReLU와 최대 풀링")
+    lesson.step("Ceil mode", ko="올림 모드(ceil mode)")
+    lesson.say(f"floor mode gives {n}", ko=f"내림 모드에서는 {n}")      # a printed line
+    lesson.check(ok, "the shapes match", ko="모양이 같다")             # close() likewise
+    ax.set_title(lesson.label("x: all negative", ko="x: 모두 음수"))     # any text in a figure
+    print(lesson.tr("x:", ko="입력 x:"), x)                            # a piece of a printed line
+    lesson.done(summary=[("ReLU passes ...", "ReLU는 ...")], exercises=[...])
+
+Under ``--lang ko`` a text without its Korean counterpart stops the lesson
+(:class:`fcn_scratch.i18n.MissingTranslation`). Figures draw Korean with a Hangul font
+(:func:`fcn_scratch.i18n.use_hangul_font`); without one, ``label`` keeps the English and the
+lesson prints one note saying so.
+
 Command line: ``--step`` waits for Enter after every step; ``--no-figures``
 skips saving; ``--figures DIR`` puts them in ``DIR/<lesson>/`` (default
-``./lesson_figures/<lesson>/`` under the working directory, never the source tree).
+``./lesson_figures/<lesson>/`` under the working directory, never the source tree);
+``--lang en|ko`` picks the language.
 Opened as a notebook (under ipykernel) it takes no flags, never pauses, and
 shows figures inline without saving them.
 Checks use :meth:`Lesson.check` / :meth:`Lesson.close` rather than a bare
@@ -46,59 +63,118 @@ if not _IN_NOTEBOOK:
     matplotlib.use("Agg")  # headless: figures are files, never windows
 import numpy as np  # noqa: E402
 
+from fcn_scratch import i18n  # noqa: E402
+
+# The framework's own lines, in both languages.
+_TEXTS = {
+    "header": ("=== Lesson {name}: {title}", "=== 레슨 {name}: {title}"),
+    "step": ("\n--- Step {n}. {title}", "\n--- {n}단계. {title}"),
+    "pause": ("    -- press Enter for the next step --", "    -- 다음 단계로 가려면 Enter를 누르세요 --"),
+    "failed": ("lesson {name}, step {n}: FAILED: {claim}", "레슨 {name}, {n}단계: 실패: {claim}"),
+    "no_check": ("lesson {name}: step {n} ended without a check", "레슨 {name}: {n}단계가 검사 없이 끝났습니다"),
+    "figure": ("    figure: {path}", "    그림: {path}"),
+    "animation": ("    animation: {path}", "    애니메이션: {path}"),
+    "proved": ("\nWhat this lesson proved:", "\n이 레슨에서 증명한 것:"),
+    "practise": ("\nPractise it (lessons/exercises/, graded by the engine):",
+                 "\n직접 연습해 보세요 (lessons/exercises/, 엔진이 채점합니다):"),
+    "exercise": ("  fcn-scratch exercise check {name}", "  fcn-scratch exercise check {name} --lang ko"),
+    "no_exercise": ("\nNo exercise goes with this lesson; `fcn-scratch exercise list` shows them all.",
+                    "\n이 레슨에 딸린 연습 문제는 없습니다. 전체 목록은 `fcn-scratch exercise list --lang ko`로 볼 수 있습니다."),
+    "end": ("\n=== {name}: {steps} steps, {checks} checks passed, {saved} figures saved",
+            "\n=== {name}: {steps}단계, 검사 {checks}개 통과, 그림 {saved}개 저장"),
+    "no_font": ("", "    참고: 한글 글꼴을 찾지 못해 그림의 글자는 영어로 둡니다 ({why})."),
+}
+
 
 class Lesson:
     """Step headers, ``--step`` pauses, checks, and figure saving for one lesson."""
 
-    def __init__(self, name: str, title: str, argv=None):
+    def __init__(self, name: str, title: str, *, ko: str | None = None, argv=None):
         p = argparse.ArgumentParser(prog=f"python lessons/{name}.py", description=title)
         p.add_argument("--step", action="store_true", help="pause after every step until Enter")
         p.add_argument("--no-figures", action="store_true", help="do not save figures")
         p.add_argument("--figures", metavar="DIR", default="lesson_figures",
                        help="figure folder (default: ./lesson_figures); files go to DIR/<lesson>/")
+        p.add_argument("--lang", choices=i18n.LANGUAGES, default=None,
+                       help=f"language of the texts: en (default) or ko (also ${i18n.LANG_ENV})")
         args = p.parse_args([] if argv is None and _IN_NOTEBOOK else argv)
-        self.name, self.title = name, title
+        try:
+            self.lang = i18n.resolve_language(args.lang)
+        except ValueError as err:
+            p.error(str(err))
+        self.name, self.steps = name, 0
+        self.title = self.tr(title, ko=ko)
         # In a notebook there is no command line and no terminal to pause; figures show inline, unsaved.
         self.pause, self.figures = args.step and not _IN_NOTEBOOK, not (args.no_figures or _IN_NOTEBOOK)
         self.figure_dir = Path(args.figures).resolve() / name
-        self.steps, self.checks, self.saved, self._step_checks = 0, 0, [], None
+        self.checks, self.saved, self._step_checks = 0, [], None
         np.set_printoptions(precision=4, suppress=True, linewidth=110)
-        print(f"=== Lesson {name}: {title}")
+        print(self._text("header", name=name, title=self.title))
+        # Figures speak Korean only if a Hangul font draws it; else they keep English, said once.
+        self.figure_lang = self.lang
+        if self.lang == "ko" and (self.figures or _IN_NOTEBOOK):
+            found, why = i18n.use_hangul_font()
+            if not found:
+                self.figure_lang = "en"
+                print(self._text("no_font", why=why))
+
+    def _text(self, key, **fields):
+        return _TEXTS[key][self.lang == "ko"].format(**fields)
+
+    def tr(self, en: str, ko: str | None = None) -> str:
+        """``en`` or its Korean counterpart ``ko``, by ``--lang``; under ko a missing ``ko`` is an error."""
+        try:
+            return i18n.pick(self.lang, en, ko)
+        except i18n.MissingTranslation as err:
+            raise i18n.MissingTranslation(f"lesson {self.name}, step {self.steps}: {err}") from None
+
+    def say(self, en: str, ko: str | None = None):
+        """Print one narration line (``en``, or ``ko`` under ``--lang ko``)."""
+        print(self.tr(en, ko=ko))
+
+    def label(self, en: str, ko: str | None = None) -> str:
+        """A text drawn in a figure (title, axis label, legend, caption): like :meth:`tr`, but English
+        when no Hangul font was found (the Korean text is still required)."""
+        text = self.tr(en, ko=ko)
+        return text if self.figure_lang == self.lang else en
 
     def _end_step(self):
         if self._step_checks == 0:
-            raise RuntimeError(f"lesson {self.name}: step {self.steps} ended without a check")
+            raise RuntimeError(self._text("no_check", name=self.name, n=self.steps))
         if self._step_checks is not None and self.pause:
             try:
-                input("    -- press Enter for the next step --")
+                input(self._text("pause"))
             except EOFError:  # stdin closed: keep going
                 print()
 
-    def step(self, title: str):
+    def step(self, title: str, ko: str | None = None):
         """Start the next step: pause after the previous one (``--step``), print a header."""
         self._end_step()
         self.steps, self._step_checks = self.steps + 1, 0
-        print(f"\n--- Step {self.steps}. {title}")
+        print(self._text("step", n=self.steps, title=self.tr(title, ko=ko)))
 
-    def check(self, condition, claim: str):
+    def check(self, condition, claim: str, ko: str | None = None):
         """Prove ``claim``: raise AssertionError unless ``condition`` is true.
 
         ``condition`` may be a callable: it is called, and passes if it returns a true
         value or None without raising (``lambda: np.testing.assert_array_equal(a, b)``).
+        ``ko`` is the claim in Korean.
         """
+        claim = self.tr(claim, ko=ko)
         if callable(condition):
             condition = condition()
             condition = True if condition is None else condition
         if not bool(condition):
-            raise AssertionError(f"lesson {self.name}, step {self.steps}: FAILED: {claim}")
+            raise AssertionError(self._text("failed", name=self.name, n=self.steps, claim=claim))
         self.checks += 1
         self._step_checks = (self._step_checks or 0) + 1
         print(f"    [ok] {claim}")
 
-    def close(self, actual, desired, claim: str, rtol=1e-10, atol=1e-12):
+    def close(self, actual, desired, claim: str, rtol=1e-10, atol=1e-12, ko: str | None = None):
         """Prove ``claim`` with ``np.testing.assert_allclose(actual, desired, rtol, atol)``."""
+        claim = self.tr(claim, ko=ko)
         np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol, err_msg=claim)
-        self.check(True, claim)
+        self.check(True, claim, ko=claim)
 
     def save(self, fig, name: str):
         """Save ``fig`` as ``<figure_dir>/<name>.png`` and print the path (no-op under --no-figures)."""
@@ -109,7 +185,7 @@ class Lesson:
             path = self.figure_dir / f"{name}.png"
             fig.savefig(path, dpi=120, bbox_inches="tight")
             self.saved.append(path)
-            print(f"    figure: {path}")
+            print(self._text("figure", path=path))
         if not _IN_NOTEBOOK:  # a notebook shows it inline instead
             plt.close(fig)
 
@@ -162,7 +238,7 @@ class Lesson:
             path = self.figure_dir / f"{name}.gif"
             images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
             self.saved.append(path)
-            print(f"    animation: {path}")
+            print(self._text("animation", path=path))
         elif _IN_NOTEBOOK:
             from IPython.display import HTML, display
             from matplotlib.animation import FuncAnimation
@@ -173,24 +249,27 @@ class Lesson:
     def done(self, summary=(), exercises=()):
         """Close the last step, recap, point at the exercises, print the summary line ``tests/test_lessons.py`` reads.
 
-        ``summary``: short sentences, one per claim the lesson proved (printed as a list).
+        ``summary``: ``(english, korean)`` pairs, one short sentence per claim the lesson proved
+        (printed as a list).
         ``exercises``: names for ``fcn-scratch exercise check NAME`` that practise this lesson
         (``lessons/exercises/``); an empty list says the lesson has none.
         """
         self._end_step()
         self._step_checks = None
+        for pair in summary:
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(f"lesson {self.name}: done(summary=...) takes (english, korean) pairs, got {pair!r}")
         if summary:
-            print("\nWhat this lesson proved:")
-            for line in summary:
-                print(f"  - {line}")
+            print(self._text("proved"))
+            for en, ko in summary:
+                print(f"  - {self.tr(en, ko=ko)}")
         if exercises:
-            print("\nPractise it (lessons/exercises/, graded by the engine):")
+            print(self._text("practise"))
             for name in exercises:
-                print(f"  fcn-scratch exercise check {name}")
+                print(self._text("exercise", name=name))
         else:
-            print("\nNo exercise goes with this lesson; `fcn-scratch exercise list` shows them all.")
-        print(f"\n=== {self.name}: {self.steps} steps, {self.checks} checks passed, "
-              f"{len(self.saved)} figures saved")
+            print(self._text("no_exercise"))
+        print(self._text("end", name=self.name, steps=self.steps, checks=self.checks, saved=len(self.saved)))
 
 
 def draw_matrix(ax, a, title="", fmt="{:g}", cmap="viridis", fontsize=9, **imshow_kw):
@@ -264,7 +343,8 @@ def animation_panels(widths, figsize):
 
 
 def sliding_window_animation(grid, kernel, output, stride=1, dilation=1, real=None, out_name="y",
-                             titles=("input", "kernel", "output"), final="", cell=0.42):
+                             titles=("input", "kernel", "output"), final="", cell=0.42,
+                             left_out="   (0·w terms left out)"):
     """The frames of a convolution sliding over ``grid``, in the style of Dumoulin & Visin's animations.
 
     ``grid`` (H, W) is the input as the convolution sees it (padding included), ``kernel`` (kh, kw)
@@ -289,8 +369,8 @@ def sliding_window_animation(grid, kernel, output, stride=1, dilation=1, real=No
         if not np.isclose(total, output[i, j], rtol=1e-9, atol=1e-9):
             raise ValueError(f"output[{i}, {j}] = {output[i, j]} but its window sums to {total}")
         products = " + ".join(f"{fmt(grid[r, c])}·{fmt(wt)}" for r, c, wt in taps if grid[r, c] != 0) or "0"
-        left_out = "   (0·w terms left out)" if any(grid[r, c] == 0 for r, c, _ in taps) else ""
-        terms.append((taps, f"{out_name}[{i},{j}] = {products} = {fmt(output[i, j])}{left_out}"))
+        note = left_out if any(grid[r, c] == 0 for r, c, _ in taps) else ""
+        terms.append((taps, f"{out_name}[{i},{j}] = {products} = {fmt(output[i, j])}{note}"))
 
     H, W = grid.shape
     fig, axes, caption = animation_panels([W, kw, Wo], (cell * (W + kw + Wo) + 1.6, cell * max(H, 4) + 1.3))

@@ -16,3 +16,11 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _english_by_default(monkeypatch):
+    """The suite expects English unless a test asks for Korean: a learner's exported
+    FCN_SCRATCH_LANG=ko (or a font override) must not change what the other tests see."""
+    monkeypatch.delenv("FCN_SCRATCH_LANG", raising=False)
+    monkeypatch.delenv("FCN_SCRATCH_FONT", raising=False)
