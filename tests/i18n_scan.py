@@ -31,6 +31,7 @@ PAIRS = {"done"}  # done(summary=[(en, ko), ...]): pairs, checked when the lesso
 DISPLAY_CALLS = {"print": None, "set_title": 0, "suptitle": 0, "set_xlabel": 0, "set_ylabel": 0, "supxlabel": 0,
                  "supylabel": 0, "text": 2, "annotate": 0, "set_text": 0, "legend": None, "draw_matrix": 2,
                  "figtext": 2}  # positional index of the text (None: every argument)
+FIGURE_CALLS = (set(DISPLAY_CALLS) - {"print"}) | {"sliding_window_animation", "animation_panels"}
 DISPLAY_KEYWORDS = {"label", "title", "titles", "final", "xlabel", "ylabel", "caption", "note", "left_out", "s",
                     "text", "claim", "summary", "header"}
 CODE_CALLS = {"einsum", "save", "save_animation", "use_backend", "getattr", "setattr", "hasattr", "startswith",
@@ -91,6 +92,14 @@ def scan(source: str, filename: str = "<lesson>"):
     tree = ast.parse(source, filename)
     parents, docstrings, problems = _parents(tree), _docstrings(tree), []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _name(node.func) in ("tr", "say"):
+            # In a figure the text must fall back to English without a Hangul font: label() does, tr() not.
+            parent = parents.get(node)
+            while parent is not None and not isinstance(parent, ast.stmt):
+                if isinstance(parent, ast.Call) and _name(parent.func) in FIGURE_CALLS:
+                    problems.append((node.lineno, "tr() in a figure: use lesson.label()", _name(parent.func)))
+                    break
+                parent = parents.get(parent)
         if isinstance(node, ast.Call) and _name(node.func) in TRANSLATING:
             for kw in node.keywords:
                 if kw.arg == "ko" and isinstance(kw.value, (ast.Constant, ast.JoinedStr)) \

@@ -210,6 +210,7 @@ lesson.check(ok, "the shapes match", ko="the shapes match")
 draw_matrix(ax, a, "dy (one per window)", cmap="Oranges", fmt="{:.0f}")
 y = np.einsum("nchw,kc->nkhw", a, b); kernels.use_backend("numpy"); d["some key here"] = 1
 lesson.save(fig, "ceil_mode"); plt.plot(x, y, color="tab:orange", label=lesson.label("ours", ko="엔진"))
+ax.set_title(lesson.tr("Input", ko="입력"))
 '''
     found = [(line, problem.split(" ")[0], text) for line, problem, text in i18n_scan.scan(source)]
     assert found == [
@@ -219,6 +220,7 @@ lesson.save(fig, "ceil_mode"); plt.plot(x, y, color="tab:orange", label=lesson.l
         (9, "English", "the shapes match"),
         (10, "ko=", "the shapes match"),
         (11, "English", "dy (one per window)"),
+        (14, "tr()", "set_title"),
     ]
 
 
