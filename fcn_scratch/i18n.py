@@ -16,6 +16,7 @@ Hangul syllables. Without one, figures keep their English titles and the lesson 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -107,8 +108,11 @@ def hangul_font() -> tuple[str | None, str]:
                      key=lambda p: ("bold" in p.lower() or "light" in p.lower(), "coding" in p.lower(), p))
     for path in on_disk:
         if covers_hangul(path):
-            manager.addfont(path)
-            return font_manager.FontProperties(fname=path).get_name(), path
+            family = font_manager.FontProperties(fname=path).get_name()
+            for sibling in on_disk:  # its bold and other faces too, or bold titles fall back with a warning
+                if sibling == path or font_manager.FontProperties(fname=sibling).get_name() == family:
+                    manager.addfont(sibling)
+            return family, path
     return None, "no font with Hangul glyphs found (Linux: apt install fonts-nanum, or fonts-noto-cjk)"
 
 
@@ -125,4 +129,14 @@ def use_hangul_font() -> tuple[bool, str]:
     if family is None:
         return False, where
     matplotlib.rcParams["font.family"] = ["DejaVu Sans", family]
+    # Korean fonts' bold faces are often weight 600 (NanumGothic's is): matplotlib draws them for
+    # "bold" (700) but logs a line each time; that note is about weight, not a missing glyph.
+    logger = logging.getLogger("matplotlib.font_manager")
+    if not any(isinstance(f, _NearestWeightFilter) for f in logger.filters):
+        logger.addFilter(_NearestWeightFilter())
     return True, where
+
+
+class _NearestWeightFilter(logging.Filter):
+    def filter(self, record):
+        return not str(record.msg).startswith("findfont: Failed to find font weight")

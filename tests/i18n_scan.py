@@ -187,9 +187,11 @@ def term_pattern(english: str):
 
 
 def without_code(text: str) -> str:
-    """``text`` with `code`, calls, dotted names and names with ``_`` or digits blanked out."""
-    for pattern in (re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+"), *_CODE,
-                    re.compile(r"\b[A-Za-z_]+=")):
+    """``text`` with `code`, calls and subscripts (with their arguments), dotted names, keyword
+    arguments and names with ``_`` or digits blanked out: the English term must be prose, not code."""
+    for pattern in (re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+"),
+                    re.compile(r"\b[A-Za-z_]\w*[(\[][^()\[\]]*[)\]]"),  # a call or subscript with its
+                    *_CODE, re.compile(r"\b[A-Za-z_]+=")):  # arguments: onehot(label), p[label]
         text = pattern.sub(" ", text)
     return text
 
