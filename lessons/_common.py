@@ -111,12 +111,15 @@ class Lesson:
         np.set_printoptions(precision=4, suppress=True, linewidth=110)
         print(self._text("header", name=name, title=self.title))
         # Figures speak Korean only if a Hangul font draws it; else they keep English, said once.
+        # (Also under --no-figures: a lesson may still draw a figure, and a Korean title without a
+        # Hangul font would warn of every missing glyph.)
         self.figure_lang = self.lang
-        if self.lang == "ko" and (self.figures or _IN_NOTEBOOK):
+        if self.lang == "ko":
             found, why = i18n.use_hangul_font()
             if not found:
                 self.figure_lang = "en"
-                print(self._text("no_font", why=why))
+                if self.figures or _IN_NOTEBOOK:
+                    print(self._text("no_font", why=why))
 
     def _text(self, key, **fields):
         return _TEXTS[key][self.lang == "ko"].format(**fields)
@@ -270,6 +273,14 @@ class Lesson:
         else:
             print(self._text("no_exercise"))
         print(self._text("end", name=self.name, steps=self.steps, checks=self.checks, saved=len(self.saved)))
+
+
+def columns(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns, a Hangul (or other wide) character
+    counting two: ``f"{text:24s}"`` counts characters, so Korean table rows would not line up."""
+    import unicodedata
+
+    return text + " " * (width - sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text))
 
 
 def draw_matrix(ax, a, title="", fmt="{:g}", cmap="viridis", fontsize=9, **imshow_kw):

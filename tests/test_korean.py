@@ -175,8 +175,14 @@ def test_framework_labels_fall_back_to_english_without_a_font(common, capsys, mo
     with pytest.raises(i18n.MissingTranslation):
         lesson.label("no Korean")  # the Korean is still required
     quiet = common.Lesson("99_demo", "Demo", ko="데모", argv=["--lang", "ko", "--no-figures"])
-    assert "한글 글꼴" not in capsys.readouterr().out, "no figures, no font note"
-    assert quiet.label("stride 2", ko="스트라이드 2") == "스트라이드 2"
+    assert "한글 글꼴" not in capsys.readouterr().out, "no figures saved, no font note"
+    assert quiet.label("stride 2", ko="스트라이드 2") == "stride 2", "a figure drawn unsaved would warn of glyphs"
+
+
+def test_columns_pads_by_terminal_width(common):
+    assert common.columns("loss", 8) == "loss    " == f"{'loss':8s}"
+    assert common.columns("손실", 8) == "손실    "  # two wide characters fill four columns
+    assert common.columns("평균 IoU", 10) == "평균 IoU  "
 
 
 def test_framework_labels_are_korean_with_a_font(common, capsys, tmp_path):
@@ -320,8 +326,12 @@ def test_lesson_without_a_font_keeps_english_figures_with_one_note(tmp_path):
 
 @pytest.mark.lesson
 def test_lesson_language_from_the_environment(tmp_path):
-    proc = _run(LESSONS_DIR / "02_im2col_col2im.py", tmp_path, "--no-figures", FCN_SCRATCH_LANG="ko")
+    """FCN_SCRATCH_LANG=ko; and under --no-figures without a font, figures drawn unsaved (lesson 11
+    draws some) must not warn of missing glyphs either."""
+    proc = _run(LESSONS_DIR / "11_detection_and_instances.py", tmp_path, "--no-figures", FCN_SCRATCH_LANG="ko",
+                FCN_SCRATCH_FONT=str(tmp_path / "absent.ttf"))
     assert proc.returncode == 0 and SUMMARY_KO.search(proc.stdout), proc.stderr[-2000:]
+    assert "한글 글꼴" not in proc.stdout and GLYPH_WARNING not in proc.stderr, proc.stderr[-2000:]
     proc = _run(LESSONS_DIR / "02_im2col_col2im.py", tmp_path, "--no-figures", "--lang", "en",
                 FCN_SCRATCH_LANG="ko")
     assert proc.returncode == 0 and not i18n.has_hangul(proc.stdout), "--lang en beats the variable"
