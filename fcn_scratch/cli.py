@@ -113,12 +113,19 @@ def cmd_export(args) -> int:
 
 def cmd_exercise(args) -> int:
     from .exercises import ExerciseError, check_command, list_command
+    from .i18n import MissingTranslation, resolve_language
 
     try:
+        lang = resolve_language(args.lang)  # --lang, else $FCN_SCRATCH_LANG, else en
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    try:
         if args.exercise_command == "list":
-            return list_command()
-        return check_command(args.name, args.file)
+            return list_command(lang=lang)
+        return check_command(args.name, args.file, lang=lang)
     except ExerciseError as exc:
+        raise CLIError(exc.message.text(lang)) from None
+    except MissingTranslation as exc:  # a text without its Korean: one line, not a traceback
         raise CLIError(str(exc)) from None
 
 
@@ -273,12 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("exercise", "graded exercises (lessons/exercises/): list them, check your answer")
     ex = p.add_subparsers(dest="exercise_command", metavar="{list,check}", parser_class=_Parser)
     ex.required = True
-    ex.add_parser("list", help="the exercises in lesson order", formatter_class=_HelpFormatter)
+    q = ex.add_parser("list", help="the exercises in lesson order", formatter_class=_HelpFormatter)
+    q.add_argument("--lang", choices=["en", "ko"], default=None,
+                   help="language of the texts (default: $FCN_SCRATCH_LANG, else en)")
     q = ex.add_parser("check", help="grade an exercise against the engine (exit 0 all pass, 1 any fails)",
                       formatter_class=_HelpFormatter)
     q.add_argument("name", help="exercise name (e.g. im2col), file stem (01_im2col) or number")
     q.add_argument("--file", metavar="PATH", default=None,
                    help="your solution (default: the stub in lessons/exercises/)")
+    q.add_argument("--lang", choices=["en", "ko"], default=None,
+                   help="language of the task titles, hints and messages (default: $FCN_SCRATCH_LANG, else en)")
     p.set_defaults(func=cmd_exercise)
     return parser
 

@@ -181,9 +181,10 @@ def glossary(path=GLOSSARY):
 
 def term_pattern(english: str):
     """The English term as a regex: whole words, any case, ``-`` or space or nothing between its
-    words ("max-pooling", "max pooling"), an optional plural ending."""
+    words ("max-pooling", "max pooling"), an optional plural ending (not "-ed": "frequency-weighted"
+    is not about weights)."""
     words = re.split(r"[- ]", english)
-    return re.compile(r"\b" + r"[- ]?".join(map(re.escape, words)) + r"(s|es|ed|d)?\b", re.I)
+    return re.compile(r"\b" + r"[- ]?".join(map(re.escape, words)) + r"(s|es)?\b", re.I)
 
 
 def without_code(text: str) -> str:

@@ -640,7 +640,7 @@ def test_a_wrong_structure_prints_a_structural_hint_not_the_maths_hint(case, tmp
     out = capsys.readouterr().out.splitlines()
     maths = {c.key: c for c in E.get("conv2d_backward").checks()}[check].hint
     i = next(i for i, line in enumerate(out) if line.startswith("  FAIL  ") and why in out[i + 1])
-    assert out[i + 2] == E.MESSAGES["hint"].format(hint=E.MESSAGES[hint]), out[i:i + 3]
+    assert out[i + 2] == E.message("hint", hint=E.message(hint)), out[i:i + 3]
     assert all(maths not in line for line in out[i:i + 3])
     assert not out[i + 3].startswith("        ")  # nothing else under that check
 
