@@ -67,10 +67,10 @@ def save_mask_png(mask, path, num_classes: int | None = None) -> None:
     imsave(path, colorize(mask, num_classes))
 
 
-def _legend(fig, class_names, ncol=6):
+def _legend(fig, class_names, ncol=6, ignored="ignored (255)"):
     colours = palette(len(class_names)) / 255.0
     handles = [Patch(facecolor=colours[k], edgecolor="0.5", label=name) for k, name in enumerate(class_names)]
-    handles.append(Patch(facecolor=np.array(VOID_COLOUR) / 255.0, edgecolor="0.5", label="ignored (255)"))
+    handles.append(Patch(facecolor=np.array(VOID_COLOUR) / 255.0, edgecolor="0.5", label=ignored))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), ncol), frameon=False, fontsize=9)
 
 
@@ -102,8 +102,8 @@ def predictions_figure(images, masks, preds, class_names, path=None, *, max_rows
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         correct = np.mean((preds[i] == masks[i])[masks[i] != IGNORE_INDEX]) if (masks[i] != IGNORE_INDEX).any() else np.nan
-        _show(axes[i, 0], to_hwc(images[i]), "image" if i == 0 else None)
-        _show(axes[i, 1], colorize(masks[i], K), "ground truth" if i == 0 else None)
+        _show(axes[i, 0], to_hwc(images[i]), words[0] if i == 0 else None)
+        _show(axes[i, 1], colorize(masks[i], K), words[1] if i == 0 else None)
         _show(axes[i, 2], colorize(preds[i], K), "prediction" if i == 0 else None)
         axes[i, 2].set_xlabel(f"{100 * correct:.1f}% pixels right", fontsize=8)
     if title:
@@ -141,8 +141,11 @@ def curves_figure(history, path=None, *, title=None) -> Figure:
 
 
 def comparison_figure(images, masks, preds_by_model: dict, class_names, path=None, *, scores=None,
-                      max_rows=5) -> Figure:
-    """Image | truth | one column per model (e.g. FCN-32s, FCN-16s, FCN-8s); ``scores`` adds mIoU to titles."""
+                      max_rows=5, words=("image", "ground truth", "ignored (255)")) -> Figure:
+    """Image | truth | one column per model (e.g. FCN-32s, FCN-16s, FCN-8s); ``scores`` adds mIoU to titles.
+
+    ``words``: the two column titles and the void pixels' legend entry (a lesson passes its own language's).
+    """
     names = list(preds_by_model)
     n = min([len(images), max_rows] + [len(p) for p in preds_by_model.values()])
     cols = 2 + len(names)
@@ -152,14 +155,14 @@ def comparison_figure(images, masks, preds_by_model: dict, class_names, path=Non
     fig = Figure(figsize=(2.1 * cols, height))
     axes = fig.subplots(n, cols, squeeze=False)
     for i in range(n):
-        _show(axes[i, 0], to_hwc(images[i]), "image" if i == 0 else None)
-        _show(axes[i, 1], colorize(masks[i], K), "ground truth" if i == 0 else None)
+        _show(axes[i, 0], to_hwc(images[i]), words[0] if i == 0 else None)
+        _show(axes[i, 1], colorize(masks[i], K), words[1] if i == 0 else None)
         for j, name in enumerate(names):
             head = name if scores is None or name not in scores else f"{name}\nmIoU {scores[name]:.3f}"
             _show(axes[i, 2 + j], colorize(preds_by_model[name][i], K), head if i == 0 else None)
     fig.subplots_adjust(left=0.02, right=0.98, top=1 - top_in / height, bottom=0.6 / height,
                         wspace=0.05, hspace=0.08)
-    _legend(fig, class_names)
+    _legend(fig, class_names, ignored=words[2])
     return _finish(fig, path)
 
 
