@@ -41,10 +41,10 @@
 # 2. 완전 연결 층이 왜 **위치를 잃고** **입력 크기를 고정하는지** 보이고,
 # 3. 학습 노트의 완전 연결 층(100x7x7 맵 위의 유닛 200개)을 필터 200개짜리 7x7 합성곱으로 다시 씁니다.
 #    숫자는 똑같고 모양만 `[batch, 200]`과 `[batch, 200, 1, 1]`로 다릅니다.
-# 4. 448 이미지(14x14 맵)를 넣어 **8x8 예측 맵**을 얻습니다. 각 칸은 7x7 윈도 하나에 완전 연결 층을
-#    적용한 값입니다(**슬라이딩 윈도(sliding window)** 관점).
+# 4. 448 이미지(14x14 맵)를 넣어 **8x8 예측 맵**을 얻습니다. 각 칸은 7x7 윈도우 하나에 완전 연결 층을
+#    적용한 값입니다(**슬라이딩 윈도우(sliding window)** 관점).
 # 5. 뒤따르는 완전 연결 층을 **1x1 합성곱**으로 바꾸고,
-# 6. 합성곱화한 분류기를 큰 이미지에 한 번 통과시키면 모든 윈도에 분류기를 따로 돌린 것과 같은 결과가
+# 6. 합성곱화한 분류기를 큰 이미지에 한 번 통과시키면 모든 윈도우에 분류기를 따로 돌린 것과 같은 결과가
 #    훨씬 적은 계산으로 나온다는 것을 증명하고,
 # 7. VGG16의 **fc6를 7x7x512 -> 4096 합성곱**으로 보고 파라미터(parameter) 수를 셉니다(파라미터는 그대로
 #    유지됩니다). 그리고 이 엔진의 FCN이 본뜬 PyTorch FCN 포트처럼 왜 1x1 fc6를 쓰는지 설명합니다.
@@ -54,7 +54,7 @@
 # 덮는 합성곱이고, 그 합성곱이 내는 맵은 모든 패치에 분류기를 적용한 결과와 같으며, 겹치는 패치의 계산은
 # 공유된다)과 4.1절(VGG16의 합성곱화). VGG16 자체는 Simonyan & Zisserman, arXiv:1409.1556(fc6 = pool5의
 # 7x7x512 위의 유닛 4096개). 학습 노트의 예: 100x7x7 맵 위의 유닛 200개짜리 완전 연결 층, 그리고 14x14 맵에서
-# 8x8 예측을 내는 448 이미지. PyTorch 포트의 1x1 fc6는 "편의상(for convenience)"입니다.
+# 8x8 예측을 내는 448 이미지. PyTorch 포팅의 1x1 fc6는 "편의상(for convenience)"입니다.
 # 실행: `python lessons/01_convolutionalization.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -181,7 +181,7 @@ lesson.check(n_dense == n_conv == 4900 * 200 + 200, f"same parameters: {n_conv:,
 
 # %%
 lesson.step("A 448 image: the 14x14 map gives an 8x8 map of predictions, one per 7x7 window",
-            ko="448 이미지: 14x14 맵에서 7x7 윈도마다 하나씩, 8x8 예측 맵이 나온다")
+            ko="448 이미지: 14x14 맵에서 7x7 윈도우마다 하나씩, 8x8 예측 맵이 나온다")
 fmap14 = rng.standard_normal((2, 100, 14, 14))  # what the backbone gives for a 448x448 image (448/32 = 14)
 y14 = conv.forward(fmap14)
 lesson.say(f"14x14 map -> conv output {y14.shape}: 14 - 7 + 1 = {conv_output_size(14, 7)} positions per axis",
@@ -193,11 +193,11 @@ for i in range(8):
     for j in range(8):
         by_window[:, :, i, j] = dense.forward(fmap14[:, :, i : i + 7, j : j + 7].reshape(2, -1))
 lesson.close(y14, by_window, "each of the 64 cells equals the dense layer applied to its 7x7 window of the map",
-             ko="64칸 각각은 맵에서 자기 7x7 윈도에 완전 연결 층을 적용한 값과 같다")
+             ko="64칸 각각은 맵에서 자기 7x7 윈도우에 완전 연결 층을 적용한 값과 같다")
 lesson.say("One map cell stands for 32x32 image pixels, so the window slides 32 pixels per step: "
            "cell (i, j) is\nthe classifier looking at the 224x224 crop that starts at pixel (32i, 32j) -- "
            "8 positions down, 8 across\n(exactly so when the convolutions are unpadded; step 7 proves it on a small net).",
-           ko="맵의 한 칸은 이미지의 32x32 픽셀을 대표하므로 윈도는 한 번에 32픽셀씩 미끄러집니다. 칸 (i, j)는\n"
+           ko="맵의 한 칸은 이미지의 32x32 픽셀을 대표하므로 윈도우는 한 번에 32픽셀씩 미끄러집니다. 칸 (i, j)는\n"
               "픽셀 (32i, 32j)에서 시작하는 224x224 크롭(crop)을 보는 분류기입니다. 세로로 8곳, 가로로 8곳입니다\n"
               "(합성곱에 패딩이 없으면 정확히 그렇습니다. 7단계에서 작은 신경망으로 증명합니다).")
 crops = range(0, 448 - 224 + 1, 32)  # top rows of the 224-pixel crops that fit in 448, 32 apart: 0, 32, ..., 224
@@ -220,11 +220,11 @@ for (i, j), color in [((0, 0), "tab:blue"), ((3, 5), "tab:orange"), ((7, 7), "ta
     axes[1].add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, color=color))
     axes[1].text(j, i, f"{i},{j}", ha="center", va="center", fontsize=7, color="white")
 axes[0].set_title(lesson.label("14x14x100 feature map of a 448 image\nthree of the 64 possible 7x7 windows",
-                               ko="448 이미지의 14x14x100 특성 맵(feature map)\n가능한 7x7 윈도 64개 중 3개"))
+                               ko="448 이미지의 14x14x100 특성 맵(feature map)\n가능한 7x7 윈도우 64개 중 3개"))
 axes[1].set_title(lesson.label("8x8x200 conv output\ncell (i, j) = dense layer on window (i, j)",
-                               ko="8x8x200 합성곱 출력\n칸 (i, j) = 윈도 (i, j)에 적용한 완전 연결 층"))
+                               ko="8x8x200 합성곱 출력\n칸 (i, j) = 윈도우 (i, j)에 적용한 완전 연결 층"))
 fig.suptitle(lesson.label("Convolutionalization = the dense layer slid over every 7x7 window in one pass",
-                          ko="합성곱화 = 완전 연결 층을 한 번에 모든 7x7 윈도 위로 밀며 적용하기"), fontsize=11, y=1.04)
+                          ko="합성곱화 = 완전 연결 층을 한 번에 모든 7x7 윈도우 위로 밀며 적용하기"), fontsize=11, y=1.04)
 lesson.save(fig, "sliding_window")
 
 # %%
@@ -244,7 +244,7 @@ lesson.close(conv2_1x1.forward(y_conv)[:, :, 0, 0], dense2.forward(y_dense),
 
 # %%
 lesson.step("One pass over a big image = the classifier on every window, at a fraction of the work",
-            ko="큰 이미지를 한 번 통과 = 모든 윈도에 분류기 적용, 계산은 훨씬 적게")
+            ko="큰 이미지를 한 번 통과 = 모든 윈도우에 분류기 적용, 계산은 훨씬 적게")
 head1 = dense_to_conv(fc1.weight, fc1.bias, (8, 7, 7))  # the toy classifier's fc1 -> 7x7 conv
 head2 = dense_to_conv1x1(fc2.weight, fc2.bias)  # fc2 -> 1x1 conv
 dense_map = head2.forward(relu3.forward(head1.forward(features(big))))  # one pass over the 62x62 image
@@ -269,11 +269,11 @@ def conv_flops(x):
 once, per_window = conv_flops(big), conv_flops(big[:, :, :34, :34])
 lesson.say(f"backbone FLOPs: one pass over 62x62 {once:,};  64 separate 34x34 windows {64 * per_window:,}"
            f"  ({64 * per_window / once:.1f}x more)",
-           ko=f"백본(backbone) FLOPs: 62x62를 한 번 통과 {once:,};  34x34 윈도 64개를 따로 {64 * per_window:,}"
+           ko=f"백본(backbone) FLOPs: 62x62를 한 번 통과 {once:,};  34x34 윈도우 64개를 따로 {64 * per_window:,}"
               f"  ({64 * per_window / once:.1f}배 더 많음)")
 lesson.check(64 * per_window > 10 * once,
              "overlapping windows share their features: one pass does over 10x less backbone work",
-             ko="겹치는 윈도는 특성을 공유한다: 한 번 통과하면 백본 계산이 10배 넘게 줄어든다")
+             ko="겹치는 윈도우는 특성을 공유한다: 한 번 통과하면 백본 계산이 10배 넘게 줄어든다")
 
 fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.6))
 axes[0].imshow(big[0].mean(axis=0), cmap="Greys")
@@ -303,7 +303,7 @@ lesson.say(f"fc6 as a dense layer 25088 -> 4096:   {fc6_dense:>12,} parameters",
 lesson.say(f"fc6 as a 7x7 conv, 512 -> 4096:       {fc6_conv7:>12,} parameters (the same weights, reshaped)",
            ko=f"7x7 합성곱 fc6, 512 -> 4096:      파라미터 {fc6_conv7:>12,}개 (같은 가중치, 모양만 바꿈)")
 lesson.say(f"fc6 as a 1x1 conv, 512 -> 4096:       {fc6_conv1:>12,} parameters (the PyTorch port and this engine)",
-           ko=f"1x1 합성곱 fc6, 512 -> 4096:      파라미터 {fc6_conv1:>12,}개 (PyTorch 포트와 이 엔진)")
+           ko=f"1x1 합성곱 fc6, 512 -> 4096:      파라미터 {fc6_conv1:>12,}개 (PyTorch 포팅와 이 엔진)")
 # (step 4 proved on real arrays that dense_to_conv keeps every parameter; VGG16's fc6 is too big to build here)
 engine_fc6 = FCN32s.state_shapes(21)  # the engine's full-size FCN-32s (VGG16 widths, fc 4096), shapes only
 n_fc6 = int(np.prod(engine_fc6["fc6.weight"])) + int(np.prod(engine_fc6["fc6.bias"]))
@@ -337,7 +337,7 @@ lesson.say(
 out = tiny.forward(rng.standard_normal((1, 3, 37, 53)))
 lesson.check(tiny.fc6.kernel_size == (1, 1) and out.shape == (1, 4, 37, 53),
              "with a 1x1 fc6 (as the PyTorch port, 'for convenience') a 37x53 image works and keeps its size",
-             ko="(PyTorch 포트처럼 '편의상') 1x1 fc6를 쓰면 37x53 이미지도 돌아가고 크기도 유지된다")
+             ko="(PyTorch 포팅처럼 '편의상') 1x1 fc6를 쓰면 37x53 이미지도 돌아가고 크기도 유지된다")
 # The price: VGG's trained 7x7 fc6 weights do not fit a 1x1 fc6, so fc6 starts from scratch. This engine
 # trains its backbone from scratch anyway (no pretrained VGG offline), so it pays nothing.
 
@@ -350,7 +350,7 @@ lesson.done(summary=[
     ("A dense layer over a 100x7x7 map is exactly a 7x7 conv with 200 filters; on a 14x14 map it gives 8x8 "
         "predictions, each the dense layer on its window. Later dense layers are exactly 1x1 convs.",
      "100x7x7 맵 위의 완전 연결 층은 필터 200개의 7x7 합성곱과 정확히 같다. 14x14 맵에서는 8x8 예측을 내며, "
-        "각 예측은 자기 윈도에 완전 연결 층을 적용한 값이다. 뒤따르는 완전 연결 층은 정확히 1x1 합성곱이다."),
+        "각 예측은 자기 윈도우에 완전 연결 층을 적용한 값이다. 뒤따르는 완전 연결 층은 정확히 1x1 합성곱이다."),
     ("One pass of the convolutionalized classifier equals the classifier on all 64 crops, with over 10x less "
         "backbone work.",
      "합성곱화한 분류기를 한 번 통과시킨 결과는 크롭 64개 모두에 분류기를 적용한 결과와 같고, 백본 계산은 "

@@ -24,15 +24,15 @@
 # %% [markdown]
 # # 레슨 02: im2col과 col2im
 #
-# 합성곱(convolution)은 입력 위로 윈도를 밀어 가며 위치마다 커널(kernel)과 내적을 구합니다.
-# **im2col**("image to columns")은 모든 윈도를 행렬의 열 하나씩으로 복사하는데, 이 행렬이
+# 합성곱(convolution)은 입력 위로 윈도우를 밀어 가며 위치마다 커널(kernel)과 내적을 구합니다.
+# **im2col**("image to columns")은 모든 윈도우를 행렬의 열 하나씩으로 복사하는데, 이 행렬이
 # *패치 행렬(patch matrix)*입니다. 그러면 합성곱 전체가 행렬곱 하나(GEMM)가 되고, BLAS가 이것을 빠르게
 # 계산합니다. **col2im**은 반대 방향으로 갑니다. 모든 열을 그 값이 왔던 픽셀(pixel)에 다시 더합니다.
 # 이 레슨에서는 다음을 보입니다.
 #
 # 1. 패치 행렬의 구조,
 # 2. 그 비용: 입력의 약 ``k^2``배 메모리,
-# 3. col2im은 im2col의 역연산이 **아니라**(겹치는 윈도를 *더합니다*) **수반(adjoint)**(전치)이라는 것.
+# 3. col2im은 im2col의 역연산이 **아니라**(겹치는 윈도우를 *더합니다*) **수반(adjoint)**(전치)이라는 것.
 #    내적 검사(dot-product test)로 증명합니다.
 #
 # 출처: 합성곱을 BLAS로 돌리는 방법인 im2col + GEMM 한 번: Chellapilla, Puri & Simard, "High Performance
@@ -85,7 +85,7 @@ for j in range(4):
     window = x[0, 0, i0 : i0 + 3, j0 : j0 + 3]
     lesson.check(np.array_equal(cols[0, :, j], window.ravel()),
                  f"column {j} is the 3x3 window at ({i0}, {j0}), read row by row",
-                 ko=f"{j}번 열은 ({i0}, {j0})에 있는 3x3 윈도를 행 순서대로 읽은 것이다")
+                 ko=f"{j}번 열은 ({i0}, {j0})에 있는 3x3 윈도우를 행 순서대로 읽은 것이다")
 lesson.check(np.array_equal(cols, im2col_naive(x, 3)), "the kernel agrees with the plain-loop im2col_naive",
              ko="커널은 단순 루프로 짠 im2col_naive와 일치한다")
 
@@ -95,19 +95,19 @@ colors = ["tab:red", "tab:blue", "tab:green", "tab:orange"]
 for j, c in enumerate(colors):
     i0, j0 = divmod(j, 2)
     ax = fig.add_subplot(grid[i0, j0])
-    draw_matrix(ax, x[0, 0], lesson.label(f"window {j}: output pixel ({i0},{j0})", ko=f"윈도 {j}: 출력 픽셀 ({i0},{j0})"),
+    draw_matrix(ax, x[0, 0], lesson.label(f"window {j}: output pixel ({i0},{j0})", ko=f"윈도우 {j}: 출력 픽셀 ({i0},{j0})"),
                 cmap="YlGnBu", fmt="{:.0f}", vmin=-4)
     ax.add_patch(Rectangle((j0 - 0.5, i0 - 0.5), 3, 3, fill=False, lw=3, ec=c))
 ax = fig.add_subplot(grid[:, 3])
-draw_matrix(ax, cols[0], lesson.label("patch matrix im2col(x)\n9 taps x 4 windows", ko="패치 행렬 im2col(x)\n탭 9개 x 윈도 4개"),
+draw_matrix(ax, cols[0], lesson.label("patch matrix im2col(x)\n9 taps x 4 windows", ko="패치 행렬 im2col(x)\n탭 9개 x 윈도우 4개"),
             cmap="YlGnBu", fmt="{:.0f}", vmin=-4)
 for j, c in enumerate(colors):
     ax.add_patch(Rectangle((j - 0.45, -0.45), 0.9, 8.9, fill=False, lw=3, ec=c))
-ax.set_xticks(range(4), [lesson.label(f"win {j}", ko=f"윈도 {j}") for j in range(4)], fontsize=8)
+ax.set_xticks(range(4), [lesson.label(f"win {j}", ko=f"윈도우 {j}") for j in range(4)], fontsize=8)
 ax.set_yticks(range(9), [lesson.label(f"tap ({u},{v})", ko=f"탭 ({u},{v})") for u in range(3) for v in range(3)],
               fontsize=8)
 fig.suptitle(lesson.label("im2col: each 3x3 window of the 4x4 input becomes one column",
-                          ko="im2col: 4x4 입력의 3x3 윈도 하나하나가 열 하나가 된다"), fontsize=11, y=1.03)
+                          ko="im2col: 4x4 입력의 3x3 윈도우 하나하나가 열 하나가 된다"), fontsize=11, y=1.03)
 lesson.save(fig, "patch_matrix")
 
 # %%
@@ -128,7 +128,7 @@ for k, s, p, d in [(3, 1, 1, 1), (3, 2, 1, 1), (2, 2, 0, 1), (3, 1, 2, 2), (1, 1
                      ko=f"k={k} s={s} p={p} d={d}: {backend:5s} im2col {got.shape}의 결과가 im2col_naive와 같다")
 cols = unfold(x, 3, 1, 1)
 lesson.check(cols[0, 0, 0] == 0.0, "tap (0, 0) of window (0, 0) lies on the zero padding: it reads 0",
-             ko="윈도 (0, 0)의 탭 (0, 0)은 0으로 채운 패딩 위에 있어서 0을 읽는다")
+             ko="윈도우 (0, 0)의 탭 (0, 0)은 0으로 채운 패딩 위에 있어서 0을 읽는다")
 
 # %%
 lesson.step("Why bother: the whole convolution is then ONE matrix product",
@@ -157,7 +157,7 @@ for k, s in [(1, 1), (3, 1), (5, 1), (7, 1), (3, 2), (2, 2)]:
                  f"k={k}, stride {s}, 'same' padding: k^2/s^2 = {ratio:g} patch entries per input entry",
                  ko=f"k={k}, 스트라이드 {s}, 'same' 패딩: 입력 원소 하나당 패치 원소 k^2/s^2 = {ratio:g}개")
 lesson.check(unfold(x, 2, 2).size == x.size, "k = s = 2: windows do not overlap, no blow-up at all",
-             ko="k = s = 2: 윈도가 겹치지 않으므로 전혀 불어나지 않는다")
+             ko="k = s = 2: 윈도우가 겹치지 않으므로 전혀 불어나지 않는다")
 # VGG's conv1_2 (64 -> 64 channels, 3x3, padding 1), in float32, measured on a 56x56 image (a quarter side):
 x64 = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
 cols64 = unfold(x64, 3, 1, 1)
@@ -174,32 +174,32 @@ lesson.check(cols64.dtype == np.float32 and cols64.nbytes == 9 * x64.nbytes,
 
 # %%
 lesson.step("col2im is NOT the inverse of im2col: it sums overlapping windows",
-            ko="col2im은 im2col의 역연산이 '아니다': 겹치는 윈도를 더한다")
+            ko="col2im은 im2col의 역연산이 '아니다': 겹치는 윈도우를 더한다")
 x = np.arange(1.0, 17.0).reshape(1, 1, 4, 4)
 back = fold(unfold(x, 3), x.shape, 3)
 count = fold(unfold(np.ones_like(x), 3), x.shape, 3)  # how many windows cover each pixel
 print("x:\n", x[0, 0])
 print("col2im(im2col(x)):\n", back[0, 0])
-print(lesson.tr("count = col2im(im2col(ones)):\n", ko="덮는 윈도 수 count = col2im(im2col(ones)):\n"), count[0, 0])
+print(lesson.tr("count = col2im(im2col(ones)):\n", ko="덮는 윈도우 수 count = col2im(im2col(ones)):\n"), count[0, 0])
 lesson.check(not np.allclose(back, x), "col2im(im2col(x)) != x", ko="col2im(im2col(x))는 x와 다르다")
 # Independent count: along one axis, pixel h is covered by the windows starting at i with i <= h < i + 3.
 per_axis = np.array([sum(i <= h < i + 3 for i in range(2)) for h in range(4)])
 lesson.check(np.array_equal(count[0, 0], np.outer(per_axis, per_axis)),
              f"count = outer({per_axis.tolist()}, {per_axis.tolist()}): windows covering each pixel",
-             ko=f"count = outer({per_axis.tolist()}, {per_axis.tolist()}): 픽셀마다 그 픽셀을 덮는 윈도 수")
+             ko=f"count = outer({per_axis.tolist()}, {per_axis.tolist()}): 픽셀마다 그 픽셀을 덮는 윈도우 수")
 lesson.close(back, x * count, "col2im(im2col(x)) == x * count: each pixel comes back once per window",
-             ko="col2im(im2col(x)) == x * count: 각 픽셀은 자기를 덮는 윈도마다 한 번씩 되돌아온다")
+             ko="col2im(im2col(x)) == x * count: 각 픽셀은 자기를 덮는 윈도우마다 한 번씩 되돌아온다")
 lesson.close(col2im_naive(unfold(x, 3), x.shape, 3), back, "the kernel agrees with col2im_naive",
              ko="커널은 col2im_naive와 일치한다")
 x2 = rng.standard_normal((1, 2, 6, 6))
 lesson.close(fold(unfold(x2, 2, 2), x2.shape, 2, 2), x2,
              "only when windows do not overlap (k = s = 2) does col2im undo im2col",
-             ko="윈도가 겹치지 않을 때(k = s = 2)만 col2im이 im2col을 되돌린다")
+             ko="윈도우가 겹치지 않을 때(k = s = 2)만 col2im이 im2col을 되돌린다")
 
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
 for ax, a, t in zip(axes, [x[0, 0], back[0, 0], count[0, 0]],
                     ["x", "col2im(im2col(x)), k=3",
-                     lesson.label("count: windows covering\neach pixel", ko="count: 각 픽셀을\n덮는 윈도 수")]):
+                     lesson.label("count: windows covering\neach pixel", ko="count: 각 픽셀을\n덮는 윈도우 수")]):
     im = draw_matrix(ax, a, t, fmt="{:.0f}", fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8)
 fig.suptitle(lesson.label("col2im sums overlaps: col2im(im2col(x)) = x * count, not x",
@@ -242,7 +242,7 @@ axes[0].set_title(lesson.label("im2col as a matrix A (36 x 16)\nblack = 1: patch
 axes[0].set_xticks(range(0, 16, 3))
 axes[0].set_xlabel(lesson.label("input pixel (row-major index in the 4x4 image)",
                                 ko="입력 픽셀 (4x4 이미지에서 행 우선 인덱스)"))
-axes[0].set_ylabel(lesson.label("patch-matrix entry (tap, window)", ko="패치 행렬 원소 (탭, 윈도)"))
+axes[0].set_ylabel(lesson.label("patch-matrix entry (tap, window)", ko="패치 행렬 원소 (탭, 윈도우)"))
 im = draw_matrix(axes[1], A.T @ A, lesson.label("col2im(im2col( . )) as a matrix:\nA^T A = diag(count) (blank = 0)",
                                                 ko="행렬로 본 col2im(im2col( . )):\nA^T A = diag(count) (빈칸 = 0)"),
                  fmt=lambda v: f"{v:.0f}" if v else "", fontsize=9)
@@ -266,7 +266,7 @@ lesson.close(dx, fold(dcols, x.shape, 3, 2, 1), "conv backward: dx = col2im(W^T 
 lesson.done(summary=[
     ("Column j of im2col is output pixel j's window; both kernels equal the plain loops for every stride, "
         "padding and dilation.",
-     "im2col의 열 j는 출력 픽셀 j의 윈도이다. 두 커널은 모든 스트라이드, 패딩, 팽창에서 단순 루프와 같다."),
+     "im2col의 열 j는 출력 픽셀 j의 윈도우이다. 두 커널은 모든 스트라이드, 패딩, 팽창에서 단순 루프와 같다."),
     ("W @ im2col(x) is the convolution.", "W @ im2col(x)가 곧 합성곱이다."),
     ("The patch matrix holds k^2/s^2 entries per input entry: 9x the bytes for a 3x3 'same' conv.",
      "패치 행렬은 입력 원소 하나당 원소를 k^2/s^2개 담는다: 3x3 'same' 합성곱이면 바이트가 9배다."),

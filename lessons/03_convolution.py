@@ -73,7 +73,7 @@ cases = [
     (14, 7, 1, 0, 1, lesson.tr("the same conv on a 14x14 map: 14 - 7 + 1 = 8 positions",
                                ko="같은 합성곱을 14x14 맵에: 14 - 7 + 1 = 8개 위치")),
     (9, 3, 1, 2, 2, lesson.tr("3x3 at dilation 2, padding 2: size kept", ko="팽창(dilation) 2의 3x3, 패딩 2: 크기 유지")),
-    (10, 4, 3, 1, 1, lesson.tr("the floor drops a window that would stick out", ko="밖으로 삐져나갈 윈도는 내림(floor)이 버린다")),
+    (10, 4, 3, 1, 1, lesson.tr("the floor drops a window that would stick out", ko="밖으로 삐져나갈 윈도우는 내림(floor)이 버린다")),
 ]
 for H, k, s, p, d, why in cases:
     Ho = conv_output_size(H, k, s, p, d)
@@ -140,7 +140,7 @@ K_demo = np.array([[0.0, 1.0, 2.0], [2.0, 2.0, 0.0], [0.0, 1.0, 2.0]]).reshape(1
 y_demo, _ = conv2d_forward(x1, K_demo, stride=2, padding=1)
 windows = kernels.im2col(x1, 3, 3, 2, 2, 1, 1, 1, 1, 3, 3)[0]  # (9 taps, 9 windows): window t is frame t
 lesson.close(K_demo.ravel() @ windows, y_demo.ravel(), "each animation frame: window . K = the engine's output cell",
-             ko="애니메이션의 프레임마다: 윈도 . K = 엔진의 출력 칸")
+             ko="애니메이션의 프레임마다: 윈도우 . K = 엔진의 출력 칸")
 lesson.save_animation(*sliding_window_animation(
     padded[0, 0], K_demo[0, 0], y_demo[0, 0], stride=2, real=np.pad(np.ones((5, 5), bool), 1),
     titles=(lesson.label("input 5x5 + padding 1 (white)", ko="입력 5x5 + 패딩 1 (흰 칸)"),
@@ -162,7 +162,7 @@ print(lesson.tr(f"dilated, rate {rate}", ko=f"팽창, 비율 {rate}"), dilated[0
 # so the output is sum_u f[u] x[4u]; a one-hot input e_i returns the weight the engine puts on pixel i.
 seen = [conv2d_forward(np.eye(9)[i].reshape(1, 1, 1, 9), f, dilation=(1, rate))[0].item() for i in range(9)]
 print(lesson.tr("the engine's weights on a 9-pixel window, one-hot probes:",
-                ko="9픽셀 윈도에 엔진이 주는 가중치 (원-핫 입력으로 측정):"), seen)
+                ko="9픽셀 윈도우에 엔진이 주는 가중치 (원-핫 입력으로 측정):"), seen)
 lesson.check(np.array_equal(seen, [1, 0, 0, 0, 2, 0, 0, 0, 3]),
              "conv2d_forward at dilation 4 weighs the 9 pixels by [1, 0, 0, 0, 2, 0, 0, 0, 3] "
              "(the study notes' example)",

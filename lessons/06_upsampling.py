@@ -34,7 +34,7 @@
 # # 레슨 06: 업샘플링 -- 최근접 이웃, 쌍선형, bed of nails, 최대 언풀링, 그리고 체커보드
 #
 # FCN의 점수 맵(score map)은 이미지보다 32배 작고, 업샘플링(upsampling)이 이를 원래 크기로
-# 되돌립니다. 스터디 노트에는 맵을 키우는 고정된 방법 네 가지가 나오는데, 학습으로 익히는 FCN 자신의
+# 되돌립니다. 학습 노트에는 맵을 키우는 고정된 방법 네 가지가 나오는데, 학습으로 익히는 FCN 자신의
 # 방법(레슨 05의 전치 합성곱(transposed convolution))도 그중 하나에서 출발합니다.
 # 이 레슨에서는 `fcn_scratch.upsample`의 방법을 하나씩 실행합니다.
 #
@@ -59,7 +59,7 @@
 # FCN 논문(Long, Shelhamer & Darrell, arXiv:1411.4038)의 3.3절(역방향 합성곱(backwards convolution)으로서의
 # 업샘플링, 쌍선형 보간(bilinear interpolation)으로 초기화)과 3.2절(shift-and-stitch); 풀링 스위치(switches)를
 # 쓰는 최대 언풀링: Zeiler & Fergus (arXiv:1311.2901), SegNet (Badrinarayanan et al., arXiv:1511.00561);
-# 스터디 노트의 업샘플링 방법 목록(최근접 이웃, 쌍선형, bed of nails, 최대 언풀링).
+# 학습 노트의 업샘플링 방법 목록(최근접 이웃, 쌍선형, bed of nails, 최대 언풀링).
 # 실행: `python lessons/06_upsampling.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
 # %%

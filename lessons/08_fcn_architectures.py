@@ -238,7 +238,7 @@ for i in range(n):
 centres = (hats * np.arange(40)).sum(axis=1) / hats.sum(axis=1)
 lesson.close(centres[1:-1], s * np.arange(1, n - 1) + (s - 1) / 2,
              "upscore8's hat for pool3 cell i is centred on pixel 8i + 3.5, the centre of the cell's window",
-             ko="upscore8이 pool3 셀 i에 그리는 모자(hat)의 중심은 픽셀 8i + 3.5, 곧 그 셀이 덮는 창의 중심이다")
+             ko="upscore8이 pool3 셀 i에 그리는 모자(hat)의 중심은 픽셀 8i + 3.5, 곧 그 셀이 덮는 윈도우의 중심이다")
 
 fig, axes = plt.subplots(1, 2, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.3, 1]})
 ax = axes[0]
@@ -364,7 +364,7 @@ for H in (224, 37):
     lesson.say(f"paper, H={H}: conv1_1 {sizes[0]}, pools {sizes[1:]}, fc6 {fc6}, upscore {up} -> crop [19, 19 + {H})",
                ko=f"논문, H={H}: conv1_1 {sizes[0]}, 풀링 {sizes[1:]}, fc6 {fc6}, upscore {up} -> 크롭 [19, 19 + {H})")
     lesson.check(up >= 19 + H, f"H={H}: the padded net's output ({up}) covers the crop window [19, {19 + H})",
-                 ko=f"H={H}: 패딩한 신경망의 출력({up})은 크롭 창 [19, {19 + H})을 덮는다")
+                 ko=f"H={H}: 패딩한 신경망의 출력({up})은 크롭 윈도우 [19, {19 + H})을 덮는다")
 unpadded_out = conv_transpose_output_size(1, 64, 32, 0)
 lesson.say("without the padding, a 7x7 fc6 needs pool5 >= 7, i.e. an image of at least 193 pixels; and at 224 its 1x1"
            f"\noutput becomes only (1-1)*32 + 64 = {unpadded_out} pixels: too few to cover 224.",

@@ -49,7 +49,7 @@
 #
 # 분할(segmentation)은 "이 이미지에 무엇이 어디에 있는가?"라는 질문에 대한 여러 답 가운데 하나입니다.
 # 이 레슨은 그 이웃들을 비교할 수 있을 만큼만 직접 만들어 봅니다: 분류(classification)와 위치
-# 추정(localization), 객체 탐지(object detection: 슬라이딩 윈도, 비최대 억제, mAP, YOLO), 그리고
+# 추정(localization), 객체 탐지(object detection: 슬라이딩 윈도우, 비최대 억제, mAP, YOLO), 그리고
 # 인스턴스 분할(instance segmentation: Mask R-CNN). 탐지는 이 엔진에 들어 있지 않으므로 필요한 몇 줄(박스
 # IoU, NMS, AP, YOLO의 박스 부호화, k-means 앵커)은 레슨 안에 직접 쓰고, 박스 IoU는 엔진의 분할 지표와
 # 맞춰 검사합니다. 층은 모두 `fcn_scratch`의 것을 씁니다. 이 레슨에서는
@@ -69,7 +69,7 @@
 #    무엇이 틀어지는지 보여 줍니다.
 #
 # 1차 출처: Long, Shelhamer & Darrell (FCN), arXiv:1411.4038, 3.1절 (합성곱화한 분류기는 출력 맵 전체를 한
-# 번에 계산한다)과 5절 (IU); Sermanet et al. (OverFeat), arXiv:1312.6229, 3.5절 (ConvNet에서는 슬라이딩 윈도가
+# 번에 계산한다)과 5절 (IU); Sermanet et al. (OverFeat), arXiv:1312.6229, 3.5절 (ConvNet에서는 슬라이딩 윈도우가
 # 싸다); He et al. (Mask R-CNN), arXiv:1703.06870, 3절 (객체마다 클래스, 박스, 마스크); Redmon et al. (YOLO),
 # arXiv:1506.02640, 2절 (S x S x (B*5 + C) 텐서: VOC에서 7x7x30); Redmon & Farhadi (YOLOv2, "YOLO9000"),
 # arXiv:1612.08242, 2절 ("Convolutional With Anchor Boxes", "Dimension Clusters": d(box, centroid) = 1 -
@@ -383,7 +383,7 @@ lesson.close(out224[:, :, 0, 0], dense.forward(map224.reshape(1, -1)), "on a 224
              ko="224 이미지에서는 완전 연결 층(dense layer) 그 자체이다")
 lesson.close(out448[:, :, 3, 5], dense.forward(map448[:, :, 3:10, 5:12].reshape(1, -1)),
              "on a 448 image cell (3, 5) is the dense layer on window (3, 5): 64 windows, one pass",
-             ko="448 이미지에서 셀 (3, 5)는 창 (3, 5)에 적용한 완전 연결 층이다: 창 64개를 한 번에 계산한다")
+             ko="448 이미지에서 셀 (3, 5)는 윈도우 (3, 5)에 적용한 완전 연결 층이다: 윈도우 64개를 한 번에 계산한다")
 
 
 def decode_flower(out):
@@ -422,7 +422,7 @@ lesson.close((bce(z0 + eps) - bce(z0 - eps)) / (2 * eps), sigmoid(z0) - t0,
 n_runs = sum((14 - p + 1) ** 2 for p in range(7, 15))
 lesson.say(f"The old way: run the CNN on every p x p window of the 14x14 grid, then p+1 x p+1, ...: "
            f"{n_runs} runs for p = 7..14; the FCN does all {(14 - 7 + 1) ** 2} windows of one size in a single pass.",
-           ko=f"예전 방식: 14x14 격자의 모든 p x p 창에 CNN을 돌리고, 이어서 p+1 x p+1, ...: "
+           ko=f"예전 방식: 14x14 격자의 모든 p x p 윈도우에 CNN을 돌리고, 이어서 p+1 x p+1, ...: "
               f"p = 7..14이면 {n_runs}번 실행합니다; FCN은 한 크기의 창 {(14 - 7 + 1) ** 2}개를 모두 한 번에 처리합니다.")
 
 # %%
@@ -867,7 +867,7 @@ lesson.done(summary=[
      "좌표 4개로 구한 박스 IoU는 픽셀로 칠한 두 박스에 대한 엔진의 분할 IoU와 같다; MSE가 같아도 겹침은 전혀 "
      "다를 수 있다."),
     ("A dense detector head run as a conv is the sliding window in one pass; NMS keeps one box per object.",
-     "완전 연결 층으로 된 탐지기 헤드를 합성곱으로 돌리면 슬라이딩 윈도를 한 번에 계산한다; NMS는 객체마다 박스 "
+     "완전 연결 층으로 된 탐지기 헤드를 합성곱으로 돌리면 슬라이딩 윈도우를 한 번에 계산한다; NMS는 객체마다 박스 "
      "하나를 남긴다."),
     ("AP, mAP@0.5 and COCO's mAP@[0.5:0.05:0.95] agree with their values worked out by hand.",
      "AP, mAP@0.5, COCO의 mAP@[0.5:0.05:0.95]는 손으로 계산한 값과 일치한다."),
