@@ -44,9 +44,8 @@
 # 실행: `python lessons/07_softmax_cross_entropy.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
 # %%
-from _common import Lesson  # first: puts the repo on sys.path, picks a headless backend
+from _common import Lesson, pad  # first: puts the repo on sys.path, picks a headless backend
 
-import unicodedata
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -76,10 +75,6 @@ def per_pixel_loss(logits, labels):
     lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
     return lse - np.take_along_axis(logits, np.where(labels == 255, 0, labels)[:, None], axis=1)[:, 0]
 
-
-def columns(text, width):
-    """``text`` padded with spaces to ``width`` terminal columns (a Hangul syllable takes two), like f"{text:width}"."""
-    return text + " " * (width - sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text))
 
 
 # %%
@@ -252,7 +247,7 @@ for f in fractions:
                    ko=f"비율 0.0: 픽셀 {lab.size}개 중 void는 {lab.size - v}개 (void가 없는 장면)")
 print(lesson.tr("fraction ignored:      ", ko="무시한 비율:           "), fractions)
 for key, vals in curves.items():
-    print(columns(lesson.tr(key, ko=curve_ko[key]), 24), np.round(vals, 3))
+    print(pad(lesson.tr(key, ko=curve_ko[key]), 24), np.round(vals, 3))
 mv, ma = np.array(curves["mean over valid (engine)"]), np.array(curves["mean over all pixels"])
 lesson.close(ma, independent, "engine mean x V / (N*H*W) == the independent per-pixel losses summed over valid "
              "pixels / N*H*W: the engine divides by the valid count V",

@@ -60,9 +60,8 @@
 # 실행: `python lessons/08_fcn_architectures.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
 # %%
-from _common import Lesson  # first: puts the repo on sys.path, picks a headless backend
+from _common import Lesson, pad  # first: puts the repo on sys.path, picks a headless backend
 
-import unicodedata
 from fractions import Fraction
 
 import matplotlib.pyplot as plt
@@ -88,10 +87,6 @@ if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
 rng = np.random.default_rng(8)
 K = 5  # classes of the toy task (background + 4 shapes)
 
-
-def columns(text, width):
-    """``text`` padded with spaces to ``width`` terminal columns (a Hangul syllable takes two), like f"{text:width}"."""
-    return text + " " * (width - sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text))
 
 
 def trace_fcn8s(model, x):
@@ -143,7 +138,7 @@ for hw in ((224, 224), (37, 53)):
 lesson.say(f"{'stage':26s} {'224x224 input':>20s} {'37x53 input':>20s}",
            ko="단계                               224x224 입력           37x53 입력")
 for (stage, s224), (_, s37) in zip(traces[224, 224], traces[37, 53]):
-    print(f"{columns(stage, 26)} {str(s224):>20s} {str(s37):>20s}")
+    print(f"{pad(stage, 26)} {str(s224):>20s} {str(s37):>20s}")
 print(lesson.tr("channels: the 'tiny' preset (16, 32, 64, 128, 128; fc 256) of the toy task. VGG16's widths are",
                 ko="채널(channel) 수는 토이 과제용 'tiny' 프리셋의 (16, 32, 64, 128, 128; fc 256)입니다. VGG16의 채널 수:"),
       VGG16_WIDTHS, lesson.tr("with", ko="/ 블록당 합성곱 수:"), VGG16_CONVS,

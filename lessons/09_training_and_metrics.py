@@ -70,10 +70,9 @@ import os
 # It must be set before NumPy loads OpenBLAS; in a notebook NumPy is already loaded and this does nothing.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from _common import Lesson, draw_matrix  # noqa: E402  (puts the repo on sys.path, picks a headless backend)
+from _common import Lesson, draw_matrix, text_width  # noqa: E402  (puts the repo on sys.path, picks a headless backend)
 
 import time  # noqa: E402
-import unicodedata  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numba  # noqa: E402
@@ -110,7 +109,7 @@ def right_columns(text, width):
     f"{text[:width]:>{width}s}"."""
     kept, used = "", 0
     for c in text:
-        w = 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        w = text_width(c)
         if used + w > width:
             break
         kept, used = kept + c, used + w

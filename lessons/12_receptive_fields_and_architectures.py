@@ -77,9 +77,8 @@
 # 실행: `python lessons/12_receptive_fields_and_architectures.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
 # %%
-from _common import Lesson  # first: puts the repo on sys.path, picks a headless backend
+from _common import Lesson, pad, text_width  # first: puts the repo on sys.path, picks a headless backend
 
-import unicodedata
 
 import matplotlib.pyplot as plt
 import numba
@@ -111,17 +110,6 @@ f64 = dict(dtype=np.float64)
 
 def bare(ax):
     ax.set_xticks([]), ax.set_yticks([])
-
-
-def columns(text):
-    """The terminal columns ``text`` takes: two for a wide character (a Hangul syllable), one otherwise."""
-    return sum(1 + (unicodedata.east_asian_width(ch) in "WF") for ch in text)
-
-
-def pad(text, width):
-    """``text`` left-aligned in ``width`` terminal columns: f"{text:{width}s}", counting columns, not characters
-    (so the Korean tables line up too)."""
-    return text + " " * (width - columns(text))
 
 
 # %%
@@ -576,7 +564,7 @@ stages.append((lesson.tr("bilinear x8 to the image", ko="쌍선형 x8, 이미지
                BilinearUpsample(n_cls, 8).forward(stages[-1][1])))
 head_bn = (gamma, beta, run_mean, run_var)  # kept for the torch comparison at the end of the step
 # English keeps its 42 columns (the long Conv2d name overflows them); the Korean names are wider.
-width = 42 if lesson.lang == "en" else max(columns(name) for name, _ in stages) + 1
+width = 42 if lesson.lang == "en" else max(text_width(name) for name, _ in stages) + 1
 for name, a in stages:
     print(f"    {pad(name, width)} {a.shape}")
 lesson.check(stages[-1][1].shape == (1, n_cls, 64, 64),

@@ -275,12 +275,18 @@ class Lesson:
         print(self._text("end", name=self.name, steps=self.steps, checks=self.checks, saved=len(self.saved)))
 
 
-def columns(text: str, width: int) -> str:
-    """``text`` padded with spaces to ``width`` terminal columns, a Hangul (or other wide) character
-    counting two: ``f"{text:24s}"`` counts characters, so Korean table rows would not line up."""
+def text_width(text: str) -> int:
+    """The terminal columns ``text`` takes: two for a wide character (a Hangul syllable), one otherwise."""
     import unicodedata
 
-    return text + " " * (width - sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text))
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int, align: str = "<") -> str:
+    """``text`` aligned (``"<"`` left, ``">"`` right) in ``width`` terminal columns, like ``f"{text:<{width}s}"``
+    but counting columns, not characters: Korean table cells then line up with English ones."""
+    fill = " " * max(width - text_width(text), 0)
+    return text + fill if align == "<" else fill + text
 
 
 def draw_matrix(ax, a, title="", fmt="{:g}", cmap="viridis", fontsize=9, **imshow_kw):

@@ -179,10 +179,11 @@ def test_framework_labels_fall_back_to_english_without_a_font(common, capsys, mo
     assert quiet.label("stride 2", ko="스트라이드 2") == "stride 2", "a figure drawn unsaved would warn of glyphs"
 
 
-def test_columns_pads_by_terminal_width(common):
-    assert common.columns("loss", 8) == "loss    " == f"{'loss':8s}"
-    assert common.columns("손실", 8) == "손실    "  # two wide characters fill four columns
-    assert common.columns("평균 IoU", 10) == "평균 IoU  "
+def test_pad_counts_terminal_columns(common):
+    assert common.pad("loss", 8) == "loss    " == f"{'loss':8s}"
+    assert common.pad("손실", 8) == "손실    " and common.text_width("손실") == 4  # a syllable takes two columns
+    assert common.pad("평균 IoU", 10, ">") == "  평균 IoU"
+    assert common.pad("too long", 3) == "too long"  # like an f-string, never cut
 
 
 def test_framework_labels_are_korean_with_a_font(common, capsys, tmp_path):
