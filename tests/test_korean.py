@@ -8,7 +8,6 @@ term. The exercises' Korean is tested in ``tests/test_exercises_ko.py``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -96,24 +95,6 @@ def test_hangul_font_found_draws_korean_without_warnings(monkeypatch, recwarn):
 
 
 # --------------------------------------------------------------------------- the lesson framework
-
-
-def _import_common():
-    spec = importlib.util.spec_from_file_location("_lesson_common_ko", LESSONS_DIR / "_common.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def common(monkeypatch, tmp_path):
-    import matplotlib
-
-    monkeypatch.chdir(tmp_path)
-    saved = np.get_printoptions()
-    with matplotlib.rc_context():  # a Korean lesson changes font.family
-        yield _import_common()
-    np.set_printoptions(**saved)
 
 
 def _demo(lesson):

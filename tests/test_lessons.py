@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import importlib.util
 import os
 import re
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import import_lesson_common
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS_DIR = ROOT / "lessons"
@@ -128,22 +128,6 @@ def test_lesson_under_step_pauses_after_every_step(tmp_path):
 
 
 # --------------------------------------------------------------------------- the framework, in-process
-
-
-def _import_common():
-    spec = importlib.util.spec_from_file_location("_lesson_common_under_test", LESSONS_DIR / "_common.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def common(monkeypatch, tmp_path):
-    """Import lessons/_common.py fresh, run from tmp_path, and restore NumPy's print options afterwards."""
-    monkeypatch.chdir(tmp_path)
-    saved = np.get_printoptions()
-    yield _import_common()
-    np.set_printoptions(**saved)
 
 
 def _figure():
@@ -297,7 +281,7 @@ def test_framework_in_a_notebook_takes_no_flags_and_saves_nothing(monkeypatch, t
     monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "/tmp/kernel-1.json"])
     saved = np.get_printoptions()
     try:
-        common = _import_common()
+        common = import_lesson_common()
         lesson = common.Lesson("99_demo", "demo")
         assert not lesson.pause and not lesson.figures
         fig = _figure()
