@@ -30,8 +30,8 @@
 #
 # 1. 픽셀별 소프트맥스와 손실 `-log p[label]`(label은 그 픽셀의 정답 레이블(label))
 # 2. 엔진이 픽셀마다 가장 큰 로짓을 먼저 빼는 이유(그냥 `exp`를 계산하면 오버플로가 납니다)
-# 3. `ignore_index = 255`, 곧 무시 인덱스(ignore index): PASCAL VOC의 "void" 픽셀은 손실도
-#    기울기(gradient)도 만들지 않습니다.
+# 3. `ignore_index = 255`, 곧 무시 인덱스(ignore index): 손실도 기울기(gradient)도 만들지 않는
+#    PASCAL VOC의 "void" 픽셀
 # 4. **정규화** 방식의 선택지(유효 픽셀에 대한 평균, 전체 픽셀에 대한 평균, 그냥 합)와 엔진이 고른
 #    방식, 그리고 그 이유
 # 5. 기울기 `(softmax - onehot) / V`와 이를 유한 차분(finite difference)으로 확인하는 방법
@@ -172,7 +172,7 @@ per_pixel = per_pixel_loss(logits, labels)
 lesson.say(f"{labels.size} pixels, {labels.size - V} labelled 255, V = {V} valid; loss = {loss:.6f}",
            ko=f"픽셀 {labels.size}개 중 {labels.size - V}개는 레이블이 255, 유효한 픽셀은 V = {V}개; 손실 = {loss:.6f}")
 lesson.close(loss, per_pixel[valid].mean(), "the loss is the mean of -log p[label] over the V valid pixels only",
-             ko="손실은 유효 픽셀 V개에서만 -log p[label] (레이블 확률의 음의 로그)을 평균한 값이다")
+             ko="손실은 유효 픽셀 V개에서만 -log p[label](레이블 확률의 음의 로그)를 평균한 값이다")
 scrambled = logits.copy()
 scrambled[:, :, ~valid[0]] = rng.standard_normal((3, labels.size - V)) * 50
 lesson.check(layer(scrambled, labels) == loss,
@@ -256,7 +256,7 @@ lesson.close(ma, independent, "engine mean x V / (N*H*W) == the independent per-
 lesson.check(np.ptp(mv) / mv.mean() < 0.1, "mean over valid pixels barely moves as more pixels are ignored",
              ko="무시하는 픽셀이 늘어도 유효 픽셀 평균은 거의 변하지 않는다")
 lesson.check(ma[-1] < 0.35 * ma[0], "mean over all pixels shrinks with the valid fraction: void pixels dilute the step",
-             ko="전체 픽셀 평균은 유효 픽셀의 비율만큼 줄어든다: void 픽셀이 갱신 폭을 희석한다")
+             ko="전체 픽셀 평균은 유효 픽셀의 비율에 따라 줄어든다: void 픽셀이 갱신 폭을 희석한다")
 sizes, size_curves = [1, 2, 3, 4], {"mean": [], "sum": []}
 for t in sizes:  # the same scene tiled t x t: t^2 times the pixels
     m = SoftmaxCrossEntropy()(np.tile(logits, (1, 1, t, t)), np.tile(labels, (1, t, t)))
@@ -274,9 +274,9 @@ lesson.say("Why the engine takes the mean over valid pixels: the learning rate t
            "image size, batch size and amount of void. The authors' Caffe FCN summed instead and compensated with a\n"
            "tiny learning rate (base_lr 1e-10 'for unnormalized softmax', batch size 1, momentum 0.99).",
            ko="엔진이 유효 픽셀 평균을 쓰는 이유: 그래야 학습률(learning rate)이 이미지 크기, 배치(batch) 크기, void의\n"
-              "양과 상관없이 같은 뜻을 가집니다. 저자들의 Caffe FCN은 대신 합을 쓰고, 아주 작은 학습률로 이를\n"
-              "보정했습니다 (정규화하지 않은 소프트맥스용 base_lr 1e-10 'for unnormalized softmax', 배치 크기 1,\n"
-              "모멘텀(momentum) 0.99).")
+              "양과 상관없이 같은 의미를 가집니다. 저자들의 Caffe FCN은 평균 대신 합을 쓰고, 아주 작은 학습률로 이를\n"
+              "보정했습니다 (base_lr 1e-10, 설정 파일의 주석대로 'for unnormalized softmax', 곧 정규화하지 않은\n"
+              "소프트맥스용; 배치 크기 1, 모멘텀(momentum) 0.99).")
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for key, style in zip(curves, ("o-", "s--")):  # the two means (not the sum)

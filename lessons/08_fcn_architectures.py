@@ -33,11 +33,11 @@
 # # 레슨 08: FCN-32s, FCN-16s, FCN-8s
 #
 # 논문의 세 신경망을 PyTorch 포팅이 쓰는 모습 그대로, `fcn_scratch.models`가 구현한 대로
-# 살펴봅니다(순전파 *와* 역전파 모두 손으로 썼습니다). 구성은 올림 모드(ceil mode) 풀링을 쓰는
-# VGG16 백본(backbone), 1x1 합성곱(convolution)이 된 fc6/fc7, 1x1 `score_fr`, 그리고 입력 크기로
-# 되돌리는 전치 합성곱(transposed convolution)입니다. 한 번에 x32로 키우거나(32s), 여러 번에 나눠
-# 키우면서 pool4(16s)와 pool3(8s)의 더 세밀한 예측을 더합니다. 이것이 **스킵 구조(skip architecture)**
-# 입니다. 이 레슨에서는
+# 살펴봅니다(순전파(forward pass)뿐 아니라 *역전파(backward pass)까지* 손으로 썼습니다).
+# 구성은 올림 모드(ceil mode) 풀링(pooling)을 쓰는 VGG16 백본(backbone), 1x1 합성곱(convolution)이 된
+# fc6/fc7, 클래스마다 점수 맵(score map)을 하나씩 내는 1x1 `score_fr`, 그리고 입력 크기로 되돌리는 전치
+# 합성곱(transposed convolution)입니다. 한 번에 x32로 키우거나(32s), 여러 번에 나눠 키우면서 pool4(16s)와
+# pool3(8s)의 더 세밀한 예측을 더합니다. 이것이 **스킵 구조(skip architecture)**입니다. 이 레슨에서는
 #
 # 1. 224x224 입력과 홀수 크기인 37x53 입력에 대해 모든 단계의 모양을 따라가 봅니다.
 # 2. 스킵 연결(skip connection)을 살펴봅니다. 1x1 `score_pool4_fr` / `score_pool3_fr`는 **0으로**
@@ -53,7 +53,7 @@
 # 출처: FCN 논문(Long, Shelhamer & Darrell, arXiv:1411.4038)의 4.1절(합성곱화(convolutionalization)한
 # VGG16, 1x1 클래스 점수 층, 쌍선형(bilinear)으로 초기화한 업샘플링)과 4.2절 "Combining what and where"
 # (0으로 초기화한 1x1 점수 층을 거치는 pool4와 pool3의 스킵 연결, 합으로 융합, 32s -> 16s -> 8s 순서의
-# 단계적 미세 조정(fine-tuning)); 논문이 공개한 Caffe 모델(conv1_1의 패딩 100, 패딩 없는 역합성곱(deconvolution),
+# 단계적 미세 조정(fine-tuning)); 저자들이 공개한 Caffe 모델(conv1_1의 패딩 100, 패딩 없는 역합성곱(deconvolution),
 # 오프셋을 쓰는 Crop 층); 이 엔진이 따르는 PyTorch 포팅(학습 노트의 FCN32s/16s/8s 클래스: 올림 모드 풀링,
 # 1x1 fc6/fc7, Dropout2d, k64 s32 p16, k4 s2 p1, k32 s16 p8, k16 s8 p4); VGG16: Simonyan &
 # Zisserman, arXiv:1409.1556.
@@ -83,7 +83,7 @@ if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
     # NUMBA_DISABLE_JIT=1 turns the Numba kernels into plain Python loops: minutes for the 224x224 passes.
     kernels.set_backend("numpy")
     lesson.say("NUMBA_DISABLE_JIT=1: running on the NumPy twins of the kernels instead (same numbers, lesson 10)",
-               ko="NUMBA_DISABLE_JIT=1: 대신 커널의 NumPy 쌍둥이 구현으로 실행합니다 (수치는 같습니다. 레슨 10)")
+               ko="NUMBA_DISABLE_JIT=1: 대신 커널(kernel)의 NumPy 쌍둥이 구현으로 실행합니다 (수치는 같습니다, 레슨 10 참고)")
 rng = np.random.default_rng(8)
 K = 5  # classes of the toy task (background + 4 shapes)
 
@@ -233,7 +233,7 @@ for i in range(n):
 centres = (hats * np.arange(40)).sum(axis=1) / hats.sum(axis=1)
 lesson.close(centres[1:-1], s * np.arange(1, n - 1) + (s - 1) / 2,
              "upscore8's hat for pool3 cell i is centred on pixel 8i + 3.5, the centre of the cell's window",
-             ko="upscore8이 pool3 셀 i에 그리는 모자(hat)의 중심은 픽셀 8i + 3.5, 곧 그 셀이 덮는 윈도우의 중심이다")
+             ko="upscore8이 pool3 셀 i에 그리는 모자(hat)의 중심은 픽셀 8i + 3.5, 곧 그 셀이 덮는 윈도우(window)의 중심이다")
 
 fig, axes = plt.subplots(1, 2, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.3, 1]})
 ax = axes[0]
@@ -372,12 +372,12 @@ except ValueError:
     refused = True
 lesson.check(refused and conv_transpose_output_size(1, 64, 32, 0) < 224,
              "unpadded, a 7x7 fc6 dies on small images and leaves big ones uncovered: hence the 100 pixels",
-             ko="패딩이 없으면 7x7 fc6은 작은 이미지에서 멈추고 큰 이미지는 다 덮지 못한다: 그래서 100픽셀을 덧댄다")
+             ko="패딩이 없으면 7x7 fc6은 작은 이미지에서는 계산조차 못 하고 큰 이미지는 다 덮지 못한다: 그래서 100픽셀을 덧댄다")
 for H, W in ((1, 1), (5, 7), (37, 53), (64, 33)):
     out = FCN8s.tiny(K, seed=0).forward(rng.standard_normal((1, 3, H, W)).astype(np.float32))
     lesson.check(out.shape == (1, K, H, W), f"this engine (ceil-mode pools, 1x1 fc6, top-left crop): {H}x{W} -> "
                                             f"{H}x{W} logits, no padding trick",
-                 ko=f"이 엔진 (올림 모드 풀링, 1x1 fc6, 왼쪽 위 크롭): {H}x{W} -> {H}x{W} 로짓, 패딩 요령이 필요 없다")
+                 ko=f"이 엔진 (올림 모드 풀링, 1x1 fc6, 왼쪽 위 크롭): {H}x{W} -> {H}x{W} 로짓, 패딩 트릭이 필요 없다")
 
 # %%
 lesson.step("The PyTorch port's upsamplers: (n-1)s - 2p + k = s n exactly when k = 2s and p = s/2",

@@ -35,7 +35,7 @@
 # # 레슨 09: 토이 도형으로 작은 FCN을 학습하고 성능 측정하기
 #
 # 지금까지는 순전파(forward pass) 한 번과 역전파(backward pass) 한 번이 전부였습니다. 학습(training)은
-# 이것을 되풀이합니다: 순전파, 픽셀별 교차 엔트로피(cross-entropy)(레슨 07), 역전파, 옵티마이저 한 스텝 --
+# 이것을 되풀이합니다: 순전파, 픽셀별 교차 엔트로피(cross-entropy, 레슨 07), 역전파, 옵티마이저 한 스텝 --
 # 곧 `fcn_scratch.train.fit`입니다. 성능을 재려면 분할(segmentation) 지표가 필요한데, 모두
 # **혼동 행렬(confusion matrix)** 하나에서 읽어 냅니다(`fcn_scratch.metrics`). 이 레슨에서는
 #
@@ -49,11 +49,11 @@
 # 6. 이미지가 왜 64x64인지 증명합니다: 32x32에서는 FCN-32s가 아무것도 제자리에 놓지 못합니다.
 #
 # 여기서는 예산이 작습니다(64x64 이미지, 블록마다 합성곱(convolution)이 하나뿐인 가는 신경망, 약 15초의
-# 학습). 그래서 레슨이 20초 남짓이면 끝납니다. 제대로 된 비교(이미지 480장, 'tiny' 프리셋, 14 에포크(epoch):
+# 학습). 그래서 레슨이 약 20초면 끝납니다. 제대로 된 비교(이미지 480장, 'tiny' 프리셋, 14 에포크(epoch):
 # 몇 분)는 `fcn-scratch compare`가 합니다. 더 작게 하지 않고 64x64인 이유: 32x32에서는 FCN-32s의
 # 점수 맵(score map)이 1x1입니다 -- 이미지 전체에 점수 벡터 하나를 업샘플링(upsampling)할 뿐이므로 --
 # 한 클래스(class)만 칠하거나 매끈하게 번진 얼룩밖에 그릴 수 없습니다(6단계에서 증명합니다). 64x64에서는
-# 덩어리를 놓을 셀이 2x2개 있고, FCN-16s는 4x4개, FCN-8s는 8x8개입니다.
+# FCN-32s에게 덩어리를 놓을 셀이 2x2개 있고, FCN-16s에게는 4x4개, FCN-8s에게는 8x8개 있습니다.
 # 출처: FCN 논문(Long, Shelhamer & Darrell, arXiv:1411.4038)의 4.2절(스킵 연결: FCN-32s -> 16s -> 8s,
 # "refining fully convolutional nets by fusing information from layers with different strides improves
 # segmentation detail", 곧 스트라이드(stride)가 다른 층들의 정보를 융합해 완전 합성곱(fully convolutional)
@@ -93,7 +93,7 @@ if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
     # NUMBA_DISABLE_JIT=1 turns the Numba kernels into plain Python loops: hours for this training.
     kernels.set_backend("numpy")
     lesson.say("NUMBA_DISABLE_JIT=1: training on the NumPy twins of the kernels instead (same numbers, lesson 10)",
-               ko="NUMBA_DISABLE_JIT=1: 대신 커널의 NumPy 쌍둥이 구현으로 학습합니다 (수치는 같습니다. 레슨 10)")
+               ko="NUMBA_DISABLE_JIT=1: 대신 커널(kernel)의 NumPy 쌍둥이 구현으로 학습합니다 (수치는 같습니다, 레슨 10 참고)")
 K = len(CLASS_NAMES)
 SIZE, N_TRAIN, N_VAL = 64, 128, 48  # 64: FCN-32s gets a 2x2 score map (at 32 it is 1x1, see step 6)
 EPOCHS, BATCH, LR = 12, 8, 5e-3
@@ -201,7 +201,7 @@ lesson.check(lazy["pixel_accuracy"] > 0.7 and lazy["mean_iou"] < 0.3,
              f"predicting background everywhere keeps {100 * lazy['pixel_accuracy']:.0f}% pixel accuracy but scores 0 "
              f"IoU on both objects",
              ko=f"어디서나 배경이라고 예측해도 픽셀 정확도는 {100 * lazy['pixel_accuracy']:.0f}%나 되지만, "
-                f"두 물체의 IoU는 모두 0이다")
+                f"두 객체의 IoU는 모두 0이다")
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 4))
 draw_matrix(axes[0], np.where(truth == 255, -1, truth),
@@ -227,7 +227,7 @@ lesson.say(f"{N_TRAIN} images {SIZE}x{SIZE}, {EPOCHS} epochs, batch {BATCH}, Ada
            f"{pooled_sizes(SIZE, SIZE)[4]}, pool4 (1/16) {pooled_sizes(SIZE, SIZE)[3]}, pool3 (1/8) "
            f"{pooled_sizes(SIZE, SIZE)[2]}; one 3x3 conv per block keeps the lesson to seconds.",
            ko=f"{SIZE}x{SIZE} 이미지 {N_TRAIN}장, {EPOCHS} 에포크(epoch), 배치(batch) {BATCH}, Adam 학습률(learning rate) "
-              f"{LR} (poly 감쇠); 채널 수 {SLIM['widths']}, fc {SLIM['fc_channels']}. {SIZE}x{SIZE}에서 "
+              f"{LR} (poly 감쇠); 채널(channel) 수 {SLIM['widths']}, fc {SLIM['fc_channels']}. {SIZE}x{SIZE}에서 "
               f"점수 맵(score map)(1/32)은 {pooled_sizes(SIZE, SIZE)[4]}, pool4(1/16)는 {pooled_sizes(SIZE, SIZE)[3]}, "
               f"pool3(1/8)은 {pooled_sizes(SIZE, SIZE)[2]}입니다. 블록마다 3x3 합성곱을 하나만 두어 레슨이 몇 초 만에 끝납니다.")
 models, histories, seconds = {}, {}, {}
@@ -315,12 +315,12 @@ lesson.check(np.mean(preds["FCN-8s"] == val_masks[:show]) > np.mean(preds["FCN-3
              "on these images too, FCN-8s gets more pixels right than FCN-32s",
              ko="이 이미지들에서도 FCN-8s가 FCN-32s보다 더 많은 픽셀을 맞힌다")
 lesson.check((preds["FCN-32s"] > 0).any(), "FCN-32s does place objects (blobs), not background everywhere",
-             ko="FCN-32s도 물체(덩어리)를 놓기는 한다. 어디서나 배경인 것은 아니다")
+             ko="FCN-32s도 객체(덩어리)를 놓기는 한다: 어디서나 배경으로 칠하지는 않는다")
 lesson.say("Look at the figure: FCN-32s paints a few small blobs and misses many objects (2x2 score cells, each\n"
            "spread by a 64-pixel bilinear hat); FCN-16s one rounded blob per object (4x4 cells); FCN-8s follows\n"
            "corners and separates touching shapes (8x8 cells, one per 8 pixels).",
-           ko="그림을 보세요: FCN-32s는 작은 덩어리 몇 개만 칠하고 많은 물체를 놓칩니다 (2x2 점수 셀 하나하나가\n"
-              "64픽셀 크기의 쌍선형(bilinear) 모자로 퍼집니다). FCN-16s는 물체마다 둥근 덩어리를 하나씩 그립니다 (4x4 셀).\n"
+           ko="그림을 보세요: FCN-32s는 작은 덩어리 몇 개만 칠하고 많은 객체를 놓칩니다 (2x2 점수 셀 하나하나가\n"
+              "64픽셀 너비의 쌍선형(bilinear) 모자로 퍼집니다). FCN-16s는 객체마다 둥근 덩어리를 하나씩 그립니다 (4x4 셀).\n"
               "FCN-8s는 모서리를 따라가고 맞닿은 도형을 갈라놓습니다 (8x8 셀, 8픽셀마다 하나).")
 fig = comparison_figure(val_images[:show], val_masks[:show], preds, CLASS_LABELS, scores=mious,
                         words=(lesson.label("image", ko="이미지"), lesson.label("ground truth", ko="정답"),

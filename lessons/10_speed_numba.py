@@ -48,7 +48,7 @@
 #
 # 지금까지는 모두 올바른 답을 내는 이야기였습니다. 그런데 에포크(epoch) 하나에 5분씩
 # 기다려야 한다면 학습자는 배우기를 그만둡니다. 그래서 이 엔진은 빠르기도 합니다. NumPy가 배열
-# 전체 연산으로 표현하지 못하는 루프(im2col, col2im, 최대 풀링(max-pooling)의 순전파와 역전파)는
+# 전체 연산으로 표현하지 못하는 루프(im2col, col2im, 최대 풀링(max-pooling)의 순전파(forward pass)와 역전파(backward pass))는
 # 평범한 Python으로 작성해 **Numba**로 컴파일하고, 각 루프에는 같은 숫자를 계산하는 벡터화된
 # **NumPy 쌍둥이(twin)**가 있습니다. 이 레슨에서는
 #
@@ -453,7 +453,7 @@ model.backward(criterion.backward())
 grads_one = model.grad_dict()  # copies: the parallel step below overwrites model.grads
 lesson.check(all(g.any() for g in grads_one.values()),
              f"all {len(grads_one)} gradients are non-zero (so agreeing below is not 0 == 0)",
-             ko=f"기울기(gradient) {len(grads_one)}개가 모두 0이 아니다 (그러니 아래의 일치는 0 == 0이 아니다)")
+             ko=f"기울기(gradient) {len(grads_one)}개가 모두 0이 아니다 (그래서 아래의 일치는 0 == 0을 확인하는 것이 아니다)")
 
 # The split. A layer keeps its forward cache on itself, so two threads cannot run one model object at once:
 # each thread gets a replica (a deep copy) whose parameter arrays are re-pointed at the model's own arrays.
@@ -515,7 +515,7 @@ lesson.say(f"    replica 1 is a different object (it has its own caches and its 
            f"{len(theirs)} parameter arrays are the model's: an optimiser step on the model updates every replica",
            ko=f"    복제본 1은 다른 객체이지만 (캐시와 grads를 따로 가집니다: "
               f"{replica.conv1_1.grads['weight'] is not model.conv1_1.grads['weight']}), 파라미터(parameter) 배열 "
-              f"{len(theirs)}개는 모델의 것입니다: 모델에 옵티마이저 스텝을 한 번 밟으면 모든 복제본이 갱신됩니다")
+              f"{len(theirs)}개는 모델의 것입니다: 모델에 옵티마이저 스텝을 한 번 실행하면 모든 복제본이 갱신됩니다")
 lesson.check(replica is not model and all(a is b for a, b in zip(own, theirs)),
              "replica.params[...] IS model.params[...] (the same arrays, not copies): one set of weights",
              ko="replica.params[...]는 model.params[...] 그 자체이다 (복사본이 아니라 같은 배열): 가중치는 한 벌이다")
@@ -562,12 +562,12 @@ lesson.say(f"    on this run threads=2 vs threads=1: {step_times['threads=1'] / 
 lesson.say("""    Two threads win where threads=1 left a core idle (the kernels, the Python glue); inside the GEMMs
     threads=1 already had both cores, so expect less than 2x -- and on a machine busy with other jobs, perhaps
     nothing. The two threads also share one memory bus, and the gradients are summed after the step.""",
-           ko="""    스레드 두 개가 이기는 곳은 threads=1이 코어 하나를 놀리던 부분(커널, 층 사이의 Python 코드)입니다. GEMM 안에서는
+           ko="""    스레드 두 개가 이득을 보는 곳은 threads=1이 코어 하나를 놀리던 부분(커널, 층 사이의 Python 코드)입니다. GEMM 안에서는
     threads=1도 이미 두 코어를 다 썼으므로 2배보다 적게 빨라집니다 -- 다른 작업으로 바쁜 기계라면 전혀
     빨라지지 않을 수도 있습니다. 두 스레드는 메모리 버스 하나를 함께 쓰고, 스텝이 끝난 뒤 기울기를 더하는 일도 남습니다.""")
 if not JIT:
     lesson.say("    (JIT disabled: the kernels are plain Python and hold the GIL, so the threads mostly take turns)",
-               ko="    (JIT가 꺼져 있어 커널이 순수 Python이고 GIL을 쥐고 있으므로, 스레드들은 대부분 번갈아 돕니다)")
+               ko="    (JIT가 꺼져 있어 커널이 순수 Python이고 GIL을 쥐고 있으므로, 스레드들은 대부분 번갈아 실행됩니다)")
 step_one = (steppers[1].loss_and_grads(xt, lt, input_grad=False), tiny.grad_dict())
 step_two = (steppers[2].loss_and_grads(xt, lt, input_grad=False), tiny.grad_dict())
 steppers[2].close()
@@ -643,7 +643,7 @@ inf_times = interleaved({"conv2d_forward": lambda: conv2d_forward(xi, w, padding
                         repeats=3 if JIT else 1, number=1, warmup=0)
 for name in peaks:
     lesson.say(f"    {name:17s} {ms(inf_times[name])}   peak memory beside the output {peaks[name] / 1e6:6.2f} MB",
-               ko=f"    {name:17s} {ms(inf_times[name])}   출력 말고 쓴 최대 메모리 {peaks[name] / 1e6:6.2f} MB")
+               ko=f"    {name:17s} {ms(inf_times[name])}   출력 외에 쓴 최대 메모리 {peaks[name] / 1e6:6.2f} MB")
 lesson.say(f"    banded / whole: {inf_times['conv2d_inference'] / inf_times['conv2d_forward']:.2f}x the time (printed, "
            f"not asserted), {peaks['conv2d_inference'] / peaks['conv2d_forward']:.2f}x the memory",
            ko=f"    띠 단위 / 전체: 시간은 {inf_times['conv2d_inference'] / inf_times['conv2d_forward']:.2f}배 (출력만 하고 "
@@ -654,7 +654,7 @@ if not JIT:
                   "필요합니다)")
 lesson.check(peaks["conv2d_inference"] < full_bytes / 2 <= peaks["conv2d_forward"],
              "the banded forward never holds even half the column matrix; conv2d_forward holds all of it",
-             ko="띠 단위 순전파는 열 행렬의 절반도 한꺼번에 쥐지 않는다; conv2d_forward는 전부를 쥔다")
+             ko="띠 단위 순전파는 열 행렬의 절반도 한꺼번에 쥐지 않는다. conv2d_forward는 전부를 쥔다")
 
 # %%
 lesson.done(summary=[

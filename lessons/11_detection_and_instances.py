@@ -49,13 +49,13 @@
 #
 # 분할(segmentation)은 "이 이미지에 무엇이 어디에 있는가?"라는 질문에 대한 여러 답 가운데 하나입니다.
 # 이 레슨은 그 이웃들을 비교할 수 있을 만큼만 직접 만들어 봅니다: 분류(classification)와 위치
-# 추정(localization), 객체 탐지(object detection: 슬라이딩 윈도우, 비최대 억제, mAP, YOLO), 그리고
-# 인스턴스 분할(instance segmentation: Mask R-CNN). 탐지는 이 엔진에 들어 있지 않으므로 필요한 몇 줄(박스
-# IoU, NMS, AP, YOLO의 박스 부호화, k-means 앵커)은 레슨 안에 직접 쓰고, 박스 IoU는 엔진의 분할 지표와
-# 맞춰 검사합니다. 층은 모두 `fcn_scratch`의 것을 씁니다. 이 레슨에서는
+# 추정(localization), 객체 탐지(object detection: 슬라이딩 윈도우(sliding window), 비최대 억제(non-max
+# suppression), mAP, YOLO), 그리고 인스턴스 분할(instance segmentation: Mask R-CNN). 탐지는 이 엔진에 들어
+# 있지 않으므로 필요한 몇 줄(박스 IoU, NMS, AP, YOLO의 박스 부호화, k-means 앵커(anchor))은 레슨 안에 직접
+# 쓰고, 박스 IoU는 엔진의 분할 지표와 맞춰 검사합니다. 층은 모두 `fcn_scratch`의 것을 씁니다. 이 레슨에서는
 #
-# 1. 장난감 마스크로 **의미적 분할(semantic segmentation)**과 **인스턴스 분할**을 구별합니다. 맞닿은 두
-#    원판은 의미적 분할에서는 한 영역이고 인스턴스로는 둘입니다(Mask R-CNN은 객체마다 클래스, 박스, 마스크를 냅니다).
+# 1. 토이 마스크로 **의미적 분할(semantic segmentation)**과 **인스턴스 분할**을 구별합니다. 맞닿은 두
+#    원판은 의미적 분할에서는 한 영역이고 인스턴스로는 둘입니다(Mask R-CNN은 객체마다 클래스(class), 박스, 마스크를 냅니다).
 # 2. **바운딩 박스(bounding box)를 숫자 4개로** 나타냅니다(분류와 위치 추정).
 # 3. **박스 IoU**가 픽셀로 칠한 두 박스의 분할 IoU(`fcn_scratch.metrics`)와 같음을 보이고, 박스를 평가하는
 #    것이 MSE가 아니라 IoU인 이유를 보여 줍니다.
@@ -68,7 +68,7 @@
 # 8. YOLOv2의 거리 d = 1 - IoU로 k-means를 돌려 **앵커 박스(anchor box)**를 찾고, 유클리드 거리였다면
 #    무엇이 틀어지는지 보여 줍니다.
 #
-# 1차 출처: Long, Shelhamer & Darrell (FCN), arXiv:1411.4038, 3.1절 (합성곱화한 분류기는 출력 맵 전체를 한
+# 1차 출처: Long, Shelhamer & Darrell (FCN), arXiv:1411.4038, 3.1절 (합성곱화(convolutionalization)한 분류기는 출력 맵 전체를 한
 # 번에 계산한다)과 5절 (IU); Sermanet et al. (OverFeat), arXiv:1312.6229, 3.5절 (ConvNet에서는 슬라이딩 윈도우가
 # 싸다); He et al. (Mask R-CNN), arXiv:1703.06870, 3절 (객체마다 클래스, 박스, 마스크); Redmon et al. (YOLO),
 # arXiv:1506.02640, 2절 (S x S x (B*5 + C) 텐서: VOC에서 7x7x30); Redmon & Farhadi (YOLOv2, "YOLO9000"),
@@ -76,7 +76,7 @@
 # IOU(box, centroid)를 쓰는 k-means와 그 표 1, "Direct location prediction", "Multi-Scale Training")과 3절
 # ("Training for detection": VOC에서 셀당 5 boxes x (5 + 20) = 125개 출력); Redmon & Farhadi (YOLOv3),
 # arXiv:1804.02767, 2.3절 (스케일마다 박스 3개: COCO에서 3 x (4 + 1 + 80) = 255); Everingham et al., "The PASCAL
-# Visual Object Classes (VOC) Challenge", IJCV 88 (2010), 4절 (11점 보간 AP, 겹침 임계값 0.5); Lin et al. (COCO),
+# Visual Object Classes (VOC) Challenge", IJCV 88 (2010), 4절 (11점 보간(interpolation) AP, 겹침 임계값 0.5); Lin et al. (COCO),
 # arXiv:1405.0312 (평가에서 IoU 0.5:0.05:0.95에 걸쳐 평균한 AP).
 # 실행: `python lessons/11_detection_and_instances.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
@@ -182,7 +182,7 @@ lesson.check(n_components == 2 and instances.max() == 3,
 lesson.check(np.array_equal(components == components[instances == 3][0], instances == 3),
              "the disc that touches nothing is recovered exactly as one region; only touching instances are "
              "lost in the semantic mask",
-             ko="아무것과도 닿지 않은 원판은 정확히 한 영역으로 되살아난다; 의미적 분할 마스크에서 사라지는 것은 "
+             ko="아무것과도 닿지 않은 원판은 정확히 한 영역으로 되살아난다. 의미적 분할 마스크에서 사라지는 것은 "
                 "맞닿은 인스턴스뿐이다")
 # Mask R-CNN's output: for every object a class, a bounding box, and a pixel mask inside that box.
 objects = []
@@ -224,7 +224,7 @@ axes[1, 0].set_title(lesson.label("instance segmentation: an object id per pixel
                                   ko="인스턴스 분할: 픽셀마다 객체 id (3개)"), fontsize=9)
 axes[1, 1].imshow(paint(components), interpolation="nearest")
 axes[1, 1].set_title(lesson.label(f"connected regions of the semantic mask: {n_components}\n(the touching pair merges)",
-                                  ko=f"의미적 분할 마스크의 연결된 영역: {n_components}개\n(맞닿은 쌍은 합쳐진다)"),
+                                  ko=f"의미적 분할 마스크의 연결된 영역: {n_components}개\n(맞닿은 쌍은 합쳐짐)"),
                      fontsize=9)
 strip = np.concatenate([np.pad(m.astype(float), 2, constant_values=0.5) for _, _, m in objects], axis=1)
 axes[1, 2].imshow(strip, cmap="Greys_r", vmin=0, vmax=1, interpolation="nearest")
@@ -257,8 +257,8 @@ inside = (slice(None), slice(None), slice(1, 29), slice(16, 64))
 lesson.close(feat_moved[inside], np.roll(feat_here, (dy // 2, dx // 2), axis=(2, 3))[inside],
              f"the engine's conv features move with the content (by ({dx // 2}, {dy // 2}) cells at stride 2), so "
              f"their average over the image, what a classifier pools, barely changes: its answer stays 'circle'",
-             ko=f"엔진의 합성곱(convolution) 특성은 내용을 따라 움직인다 (스트라이드(stride) 2에서 ({dx // 2}, {dy // 2}) 칸). 그래서 "
-                f"분류기가 풀링하는 이미지 전체 평균은 거의 변하지 않는다: 분류기의 답은 그대로 'circle'이다")
+             ko=f"엔진의 합성곱(convolution) 특성은 내용을 따라 움직인다 (스트라이드(stride) 2에서 ({dx // 2}, {dy // 2}) 셀). 그래서 "
+                f"분류기가 풀링(pooling)하는 이미지 전체 평균은 거의 변하지 않는다: 분류기의 답은 그대로 'circle'이다")
 lesson.say(f"global average of the features, moved vs not: largest difference "
            f"{np.abs(feat_moved.mean(axis=(2, 3)) - feat_here.mean(axis=(2, 3))).max():.4f} "
            f"(of values up to {np.abs(feat_here.mean(axis=(2, 3))).max():.3f}; only the borders differ)",
@@ -279,7 +279,7 @@ mse = float(((pred - target) ** 2).mean())
 lesson.say(f"features {features.shape} -> global average pool {pooled.shape} -> Linear(16, 4) -> {pred.shape}; "
            f"untrained MSE to the target box: {mse:.1f}",
            ko=f"특성 {features.shape} -> 전역 평균 풀링(global average pooling) {pooled.shape} -> Linear(16, 4) -> {pred.shape}; "
-              f"학습 전 목표 박스와의 MSE: {mse:.1f}")
+              f"학습(training) 전 목표 박스와의 MSE: {mse:.1f}")
 lesson.check(pred.shape == (1, 4) and pooled.shape == (1, 16),
              "global average pooling + Linear(16, 4): the 4 box numbers, a regression to train with the MSE loss",
              ko="전역 평균 풀링 + Linear(16, 4): 박스 숫자 4개, MSE 손실(loss)로 학습할 회귀이다")
@@ -289,7 +289,7 @@ lesson.say("The hard part is the labels: someone must draw a box around every ob
 
 # %%
 lesson.step("Box IoU is the segmentation IoU of the two rasterised boxes; IoU, not MSE, judges a box",
-            ko="박스 IoU는 픽셀로 칠한 두 박스의 분할 IoU이다; 박스를 평가하는 것은 MSE가 아니라 IoU다")
+            ko="박스 IoU는 픽셀로 칠한 두 박스의 분할 IoU이고, 박스를 평가하는 것은 MSE가 아니라 IoU다")
 
 
 def raster(b, shape=(64, 128)):
@@ -423,7 +423,7 @@ n_runs = sum((14 - p + 1) ** 2 for p in range(7, 15))
 lesson.say(f"The old way: run the CNN on every p x p window of the 14x14 grid, then p+1 x p+1, ...: "
            f"{n_runs} runs for p = 7..14; the FCN does all {(14 - 7 + 1) ** 2} windows of one size in a single pass.",
            ko=f"예전 방식: 14x14 격자의 모든 p x p 윈도우에 CNN을 돌리고, 이어서 p+1 x p+1, ...: "
-              f"p = 7..14이면 {n_runs}번 실행합니다; FCN은 한 크기의 창 {(14 - 7 + 1) ** 2}개를 모두 한 번에 처리합니다.")
+              f"p = 7..14이면 {n_runs}번 실행합니다. FCN은 한 크기의 윈도우 {(14 - 7 + 1) ** 2}개를 모두 한 번에 처리합니다.")
 
 # %%
 lesson.step("Non-max suppression: drop low objectness, keep the best box, remove boxes with IoU > 0.6, repeat",
@@ -733,7 +733,7 @@ ax.plot(bx - 0.5, by - 0.5, "o", color="black")
 ax.set_title(lesson.label(f"4x4 grid: the hatched cell holds the box centre (dot) and predicts\nits offset in the cell "
                           f"(x, y) = sigmoid(t) = ({sigmoid(t_fig[1]):.2f}, {sigmoid(t_fig[0]):.2f})",
                           ko=f"4x4 격자: 빗금 친 셀에 박스 중심(점)이 있고, 이 셀이\n셀 안의 오프셋 "
-                             f"(x, y) = sigmoid(t) = ({sigmoid(t_fig[1]):.2f}, {sigmoid(t_fig[0]):.2f})를 예측한다"),
+                             f"(x, y) = sigmoid(t) = ({sigmoid(t_fig[1]):.2f}, {sigmoid(t_fig[0]):.2f})를 예측"),
              fontsize=9)
 bare(ax)
 ax = axes[1]
@@ -853,7 +853,7 @@ for name, color, ls in (("1 - IoU", "black", "-"), ("Euclidean", "tab:red", "--"
                                                            ko=f"d = {distance_names[name]}: 최고 IoU 평균 "
                                                               f"{avg_iou[name]:.3f}"))
 ax.set_title(lesson.label("the two anchor sets, centred (px): Euclidean k-means spends\nits anchors on the big boxes",
-                          ko="중심을 맞춘 두 앵커 집합 (px): 유클리드 k-means는\n앵커를 큰 박스에 써 버린다"), fontsize=9)
+                          ko="중심을 맞춘 두 앵커 집합 (px): 유클리드 k-means는\n앵커를 큰 박스에 써 버림"), fontsize=9)
 ax.legend(fontsize=8, loc="lower center")
 fig.tight_layout()
 lesson.save(fig, "anchors")
@@ -864,17 +864,17 @@ lesson.done(summary=[
      "의미적 분할 마스크는 id를 잊어버린 인스턴스 맵이다: 맞닿은 객체는 한 영역으로 합쳐진다."),
     ("Box IoU from 4 coordinates equals the engine's segmentation IoU of the two rasterised boxes; equal MSE can "
      "hide very different overlaps.",
-     "좌표 4개로 구한 박스 IoU는 픽셀로 칠한 두 박스에 대한 엔진의 분할 IoU와 같다; MSE가 같아도 겹침은 전혀 "
+     "좌표 4개로 구한 박스 IoU는 픽셀로 칠한 두 박스에 대한 엔진의 분할 IoU와 같다. MSE가 같아도 겹침은 전혀 "
      "다를 수 있다."),
     ("A dense detector head run as a conv is the sliding window in one pass; NMS keeps one box per object.",
-     "완전 연결 층으로 된 탐지기 헤드를 합성곱으로 돌리면 슬라이딩 윈도우를 한 번에 계산한다; NMS는 객체마다 박스 "
+     "완전 연결 층으로 된 탐지기 헤드를 합성곱으로 돌리면 슬라이딩 윈도우를 한 번에 계산한다. NMS는 객체마다 박스 "
      "하나를 남긴다."),
     ("AP, mAP@0.5 and COCO's mAP@[0.5:0.05:0.95] agree with their values worked out by hand.",
      "AP, mAP@0.5, COCO의 mAP@[0.5:0.05:0.95]는 손으로 계산한 값과 일치한다."),
     ("YOLO's numbers per cell are read exactly once: 30 in v1 (7x7, B=2), 125 in v2 (13x13, 5 x (5 + 20)), 45 in "
      "the simplified layout; its box coding round-trips.",
      "YOLO의 셀당 숫자는 정확히 한 번씩 읽힌다: v1은 30개 (7x7, B=2), v2는 125개 (13x13, 5 x (5 + 20)), 단순화한 "
-     "레이아웃은 45개; 박스 부호화는 디코딩하면 원래대로 돌아온다."),
+     "레이아웃은 45개다. 박스 부호화는 디코딩하면 원래대로 돌아온다."),
     ("k-means with d = 1 - IoU gives anchors that fit the boxes better than Euclidean k-means, most of all the small "
      "ones.",
      "d = 1 - IoU로 돌린 k-means는 유클리드 k-means보다 박스에 더 잘 맞는 앵커를 주며, 특히 작은 박스에서 그렇다."),

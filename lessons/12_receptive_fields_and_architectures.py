@@ -44,7 +44,7 @@
 # # 레슨 12: 수용 영역과 구조 선택 -- 합성곱이 보는 범위, 그리고 그 위에 세운 설계
 #
 # 지금까지의 레슨에서는 FCN을 층 하나하나 쌓아 올렸습니다. 이번 레슨에서는 한 걸음 물러서서, 그런 층을 쌓은
-# 네트워크가 무엇을 *보는지*, 그리고 FCN 주변의 여러 구조가 파라미터(parameter)와 연산량을 어디에 쓰는지
+# 신경망이 무엇을 *보는지*, 그리고 FCN 주변의 여러 구조가 파라미터(parameter)와 연산량을 어디에 쓰는지
 # 살펴봅니다. 모든 층은 `fcn_scratch`에서 가져옵니다. 엔진에 없는 층(그룹 합성곱, BatchNorm)은 엔진의
 # `Conv2d`로 같은 계산을 만들고, 그렇게 했다고 밝힙니다. 이 레슨에서는
 #
@@ -63,17 +63,18 @@
 # 7. 파라미터와 **하이퍼파라미터(hyper-parameter)**를 구분하고, FCN에서 조정해 볼 항목들이 엔진의 어디에 있는지
 #    짚어 봅니다.
 #
-# 1차 자료: Long, Shelhamer & Darrell, *Fully Convolutional Networks for Semantic Segmentation*,
-# arXiv:1411.4038 -- 3절(수용 영역, "경로로 연결된(path-connected)" 위치), 3.3절(업샘플링은 거꾸로 가는
-# 스트라이드 합성곱이고, 학습된다), 4.2절(무엇과 어디를 결합하기: 스킵), 4.3절(실험 설정: 최적화기, 드롭아웃,
-# 데이터 증강); Simonyan & Zisserman (VGG), arXiv:1409.1556, 2.3절(3x3 합성곱을 쌓으면 49C^2 대신 27C^2개의
-# 가중치로 7x7의 수용 영역을 얻는다); Yu & Koltun, arXiv:1511.07122, 2절(팽창 합성곱); Luo et al.,
-# arXiv:1701.04128(유효 수용 영역은 가운데에 몰려 있다); Howard et al. (MobileNets), arXiv:1704.04861,
-# 3.1절(깊이별 분리 합성곱의 비용 1/N + 1/D_K^2); Ronneberger et al. (U-Net), arXiv:1505.04597, 2절(연결하는
-# 스킵); Dong, Loy & Tang (FSRCNN), arXiv:1608.00367, 3절(학습된 역합성곱(deconvolution)이 업샘플링을 맡는다);
-# Dumoulin & Visin, arXiv:1603.07285, 4절(전치 합성곱 = 분수 스트라이드 합성곱); Ioffe & Szegedy (BatchNorm),
-# arXiv:1502.03167, 3.1절(추론 때는 채널별 아핀 변환); Tompson et al., arXiv:1411.4280(채널을 통째로 떨어뜨리는
-# SpatialDropout).
+# 1차 출처: Long, Shelhamer & Darrell, *Fully Convolutional Networks for Semantic Segmentation*,
+# arXiv:1411.4038 -- 3절(수용 영역, "경로로 연결된(path-connected)" 위치), 3.3절(업샘플링(upsampling)은
+# 거꾸로 가는 스트라이드 합성곱이고, 학습된다), 4.2절(무엇과 어디를 결합하기: 스킵), 4.3절(실험 설정:
+# 옵티마이저, 드롭아웃(dropout), 데이터 증강); Simonyan & Zisserman (VGG), arXiv:1409.1556, 2.3절(3x3
+# 합성곱을 쌓으면 49C^2 대신 27C^2개의 가중치(weight)로 7x7의 수용 영역을 얻는다); Yu & Koltun,
+# arXiv:1511.07122, 2절(팽창 합성곱(dilated convolution)); Luo et al., arXiv:1701.04128(유효 수용 영역은
+# 가운데에 몰려 있다); Howard et al. (MobileNets), arXiv:1704.04861, 3.1절(깊이별 분리 합성곱의 비용
+# 1/N + 1/D_K^2); Ronneberger et al. (U-Net), arXiv:1505.04597, 2절(연결하는 스킵); Dong, Loy & Tang
+# (FSRCNN), arXiv:1608.00367, 3절(학습된 역합성곱(deconvolution)이 업샘플링을 맡는다); Dumoulin & Visin,
+# arXiv:1603.07285, 4절(전치 합성곱 = 분수 스트라이드 합성곱); Ioffe & Szegedy (BatchNorm),
+# arXiv:1502.03167, 3.1절(추론(inference) 때는 채널별 아핀 변환); Tompson et al., arXiv:1411.4280(채널을
+# 통째로 버리는 SpatialDropout).
 # 실행: `python lessons/12_receptive_fields_and_architectures.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -103,7 +104,7 @@ if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
     # NUMBA_DISABLE_JIT=1 turns the Numba kernels into plain Python loops: minutes for step 6's big layer.
     kernels.set_backend("numpy")
     lesson.say("NUMBA_DISABLE_JIT=1: running on the NumPy twins of the kernels instead (same numbers, lesson 10)",
-               ko="NUMBA_DISABLE_JIT=1: 대신 커널(kernel)의 NumPy 쌍둥이로 실행합니다 (숫자는 같습니다, 레슨 10)")
+               ko="NUMBA_DISABLE_JIT=1: 대신 커널(kernel)의 NumPy 쌍둥이 구현으로 실행합니다 (수치는 같습니다, 레슨 10 참고)")
 rng = np.random.default_rng(12)
 f64 = dict(dtype=np.float64)
 
@@ -114,7 +115,7 @@ def bare(ax):
 
 # %%
 lesson.step("Receptive field: VGG16's pools widen it to 6, 16, 44, 100, 212 px; stacked 3x3 convs are cheap",
-            ko="수용 영역(receptive field): VGG16의 풀링(pooling)이 6, 16, 44, 100, 212 px로 넓히고, "
+            ko="수용 영역(receptive field): VGG16의 풀링(pooling)으로 6, 16, 44, 100, 212 px까지 넓어지고, "
                "3x3 합성곱(convolution)을 쌓는 편이 싸다")
 # The receptive field of a unit is the input region it is path-connected to (FCN paper, Section 3). Each layer
 # widens it by (k-1) d times the current jump (the input pixels between neighbouring units), then multiplies the
@@ -135,12 +136,12 @@ for n in VGG16_CONVS:
     stage_end.append(len(vgg_layers))
     rf.append(receptive_field(vgg_layers))
 print(lesson.tr("after pool1..pool5: receptive field", ko="pool1..pool5 뒤의 수용 영역"), [r for r, _ in rf],
-      lesson.tr("px, jump (pixels per step)", ko="px, 점프(jump: 이웃한 두 칸 사이의 입력 픽셀(pixel) 수)"),
+      lesson.tr("px, jump (pixels per step)", ko="px, 점프(jump: 이웃한 두 셀 사이의 입력 픽셀(pixel) 수)"),
       [j for _, j in rf])
 lesson.check([r for r, _ in rf] == [6, 16, 44, 100, 212], "the formula: one pool5 cell sees 212x212 pixels "
                                                           "(VGG16's commonly cited field); shallow layers are local, "
                                                           "deep ones nearly global",
-             ko="공식: pool5의 한 칸은 212x212 픽셀을 본다(흔히 인용되는 VGG16의 수용 영역). 얕은 층은 국소적이고, "
+             ko="공식: pool5의 한 셀은 212x212 픽셀을 본다(흔히 인용되는 VGG16의 수용 영역). 얕은 층은 국소적이고, "
                 "깊은 층은 거의 전체를 본다")
 # Measured with the engine: one channel, every weight positive (no cancellation), so the gradient of one output
 # pixel is nonzero exactly on its receptive field. Pools become 2x2 stride-2 averaging convs: the same window,
@@ -169,7 +170,7 @@ for end in stage_end:
     grads_by_stage.append(d_[0, 0])
 print(lesson.tr("measured from the engine's backward pass:", ko="엔진의 역전파(backward pass)로 측정한 값:"), measured)
 lesson.check(measured == [r for r, _ in rf], "the gradient of one cell reaches exactly its receptive field",
-             ko="한 칸의 기울기(gradient)는 정확히 그 수용 영역까지 닿는다")
+             ko="한 셀의 기울기(gradient)는 정확히 그 수용 영역까지 닿는다")
 # The jump, measured the same way: the pool5 cell one to the right of the centre one.
 n5 = sizes_out[-1]
 d_ = np.zeros((1, 1, n5, n5))
@@ -180,12 +181,12 @@ shift = int(np.nonzero(d_[0, 0].any(axis=0))[0].min() - np.nonzero(grads_by_stag
 strides = [s_ for _, s_, _ in vgg_layers if s_ > 1]
 lesson.say(f"two neighbouring pool5 cells: their fields start {shift} px apart; the five pool strides {strides} "
            f"multiply to {int(np.prod(strides))} and add up to {sum(strides)}",
-           ko=f"이웃한 두 pool5 칸의 수용 영역은 {shift} px 떨어져서 시작합니다. 풀링 다섯 개의 스트라이드(stride) "
+           ko=f"이웃한 두 pool5 셀의 수용 영역은 {shift} px 떨어져서 시작합니다. 풀링 다섯 개의 스트라이드(stride) "
               f"{strides}는 곱하면 {int(np.prod(strides))}, 더하면 {sum(strides)}입니다.")
 lesson.check(shift == int(np.prod(strides)) != sum(strides),
              f"neighbouring pool5 cells look {shift} px apart (measured): the total stride is the PRODUCT of the "
              f"strides, 2^5 = 32, not their sum (10)",
-             ko=f"이웃한 pool5 칸은 {shift} px 떨어진 곳을 본다(측정값): 전체 스트라이드는 스트라이드들의 합(10)이 "
+             ko=f"이웃한 pool5 셀은 {shift} px 떨어진 곳을 본다(측정값): 전체 스트라이드는 스트라이드들의 합(10)이 "
                 f"아니라 곱, 2^5 = 32이다")
 g5 = grads_by_stage[-1]
 lesson.check(g5.max() > 1e6 * g5[g5 > 0].min(), "but not evenly: with these averaging weights the centre pixel "
@@ -259,8 +260,8 @@ lesson.say(f"A dense fc6 on pool5's 7x7x512 map has {fc6_pooled / 1e6:.1f} M wei
            f"parameters in check (a conv's weights do not depend on the map size).",
            ko=f"pool5의 7x7x512 맵 위에 놓인 완전 연결 층(fully connected layer) fc6은 가중치가 "
               f"{fc6_pooled / 1e6:.1f} M개입니다. 풀링하지 않은 224x224x512 맵이라면 "
-              f"{512 * 224 * 224 * 4096 / 1e9:.0f} G개({224 * 224 // 49}배)가 필요합니다: 풀링이 분류기의 "
-              f"파라미터(parameter) 수를 억제합니다(합성곱의 가중치 수는 맵 크기와 상관없습니다).")
+              f"{512 * 224 * 224 * 4096 / 1e9:.0f} G개({224 * 224 // 49}배)가 필요합니다: 풀링 덕분에 분류기의 "
+              f"파라미터(parameter) 수가 감당할 만한 수준에 머뭅니다(합성곱의 가중치 수는 맵 크기와 상관없습니다).")
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 5))
 ax = axes[0]
@@ -272,7 +273,7 @@ for b_, (g_, r_) in enumerate(zip(grads_by_stage, measured)):
                            ec=plt.cm.viridis(b_ / 4.5),
                            label=lesson.label(f"pool{b_ + 1}: {r_}x{r_}", ko=f"pool{b_ + 1} 뒤: {r_}x{r_}")))
 ax.set_title(lesson.label("Receptive field of the centre cell after each pool\n(measured with the engine, 224x224 "
-                          "image)", ko="풀링마다 가운데 칸의 수용 영역\n(엔진으로 측정, 224x224 이미지)"),
+                          "image)", ko="풀링마다 가운데 셀의 수용 영역\n(엔진으로 측정, 224x224 이미지)"),
              fontsize=9)
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 ax.set_xlim(-0.5, 223.5), ax.set_ylim(223.5, -0.5)
@@ -281,8 +282,8 @@ im = ax.imshow(np.log10(np.where(grads_by_stage[-1] > 0, grads_by_stage[-1], np.
 fig.colorbar(im, ax=ax, shrink=0.8, label=lesson.label("log10 of the gradient", ko="기울기의 log10"))
 ax.set_title(lesson.label("pool5 cell's gradient on the image (these averaging weights):\nthe centre counts far more "
                           "than the edges",
-                          ko="이미지 위의 pool5 한 칸의 기울기(이 평균 가중치에서):\n가운데가 가장자리보다 훨씬 크게 "
-                             "반영된다"), fontsize=9)
+                          ko="이미지 위의 pool5 한 셀의 기울기(이 평균 가중치에서):\n가운데가 가장자리보다 훨씬 크게 "
+                             "반영됨"), fontsize=9)
 ax.set_xlabel(lesson.label("image column", ko="이미지 열")), ax.set_ylabel(lesson.label("image row", ko="이미지 행"))
 fig.tight_layout()
 lesson.save(fig, "receptive_field")
@@ -370,7 +371,7 @@ lesson.close(y3, ref3, "Conv3D = for each output slice, the sum over kernel dept
 
 # %%
 lesson.step("FCN is an encoder-decoder network (인코더-디코더); U-Net concatenates where FCN adds",
-            ko="FCN은 인코더-디코더(encoder-decoder) 네트워크이고, U-Net은 FCN이 더하는 곳에서 연결한다")
+            ko="FCN은 인코더-디코더(encoder-decoder) 신경망이고, U-Net은 FCN이 더하는 곳에서 연결한다")
 model8 = FCN8s.tiny(5, **f64, seed=0)
 sd = model8.state_dict()
 encoder = [k for k in sd if k.startswith(("conv", "fc6", "fc7"))]  # the downsampling network (the classifier)
@@ -410,7 +411,7 @@ lesson.check(all(counts[v] == n_params(v, 5, TINY["widths"], TINY["convs_per_blo
              ko="층 모양으로 센 파라미터 수는 엔진의 tiny 모델 세 개와 일치한다")
 vgg = {v: n_params(v, 21, VGG16_WIDTHS, VGG16_CONVS, 4096) for v in ("32s", "16s", "8s")}
 vgg_counts = {f"FCN-{v}": f"{n:,}" for v, n in vgg.items()}
-print(lesson.tr("VGG16 widths, 21 classes (PASCAL VOC):", ko="VGG16 너비, 클래스(class) 21개(PASCAL VOC):"), vgg_counts)
+print(lesson.tr("VGG16 widths, 21 classes (PASCAL VOC):", ko="VGG16의 채널 수, 클래스(class) 21개(PASCAL VOC):"), vgg_counts)
 # The engine's own FCN-32s and FCN-8s at VGG16's widths and 21 classes. The variants share the encoder, so one
 # conv per block and fc_channels 64 (a 16 MB model, not VGG16's 0.5 GB) change their difference in nothing.
 slim = dict(widths=VGG16_WIDTHS, convs_per_block=(1, 1, 1, 1, 1), fc_channels=64, seed=0)
@@ -419,14 +420,14 @@ engine_counts = {v: sum(p.size for _, p, _ in cls(21, **slim).named_parameters()
 extra = engine_counts["8s"] - engine_counts["32s"]
 lesson.say(f"the engine's FCN-8s minus FCN-32s at VGG16 widths: {extra:+,} parameters "
            f"({100 * extra / vgg['32s']:+.2f}% of the full VGG16 FCN-32s)",
-           ko=f"VGG16 너비에서 엔진의 FCN-8s 빼기 FCN-32s: 파라미터 {extra:+,}개 "
+           ko=f"VGG16의 채널 수에서 엔진의 FCN-8s 빼기 FCN-32s: 파라미터 {extra:+,}개 "
               f"(VGG16 전체 크기 FCN-32s의 {100 * extra / vgg['32s']:+.2f}%)")
 lesson.check(extra == vgg["8s"] - vgg["32s"] < 0,
              "the skips cost no real parameters: FCN-8s even has fewer than FCN-32s (the engine's models say so, "
              "as the shape count does), because FCN-32s's single x32 upsampler (21x21x64x64) outweighs two 1x1 "
              "score layers and three small upsamplers",
              ko="스킵에는 파라미터가 사실상 들지 않는다: FCN-8s는 오히려 FCN-32s보다 적다(모양으로 센 값처럼 엔진의 "
-                "모델도 그렇다). FCN-32s의 x32 업샘플러 하나(21x21x64x64)가 1x1 점수 층 두 개와 작은 업샘플러 세 "
+                "모델도 그렇다). FCN-32s의 x32 업샘플링 층 하나(21x21x64x64)가 1x1 점수 층 두 개와 작은 업샘플링 층 세 "
                 "개를 합친 것보다 무겁기 때문이다")
 # U-Net: the decoder concatenates the skip's features with the upsampled ones, then convolves. With a 1x1
 # conv after the concatenation this is exactly FCN's 'score each, then add':
@@ -444,7 +445,7 @@ lesson.say("U-Net then runs 3x3 convs on the concatenation, which a sum of per-b
            "Why an encoder-\ndecoder at all: a network kept at full size ('same' padding, no pooling) costs far "
            f"more -- step 1: {flat_macs / pooled_macs:.0f}x for VGG16's convs.",
            ko="U-Net은 이어서 연결한 결과에 3x3 합성곱을 돌리는데, 이것은 가지별 점수의 합으로는 표현할 수 없습니다.\n"
-              "애초에 왜 인코더-디코더를 쓸까요? 전체 크기를 유지하는 네트워크('same' 패딩(padding), 풀링 없음)는 "
+              "애초에 왜 인코더-디코더를 쓸까요? 전체 크기를 유지하는 신경망('same' 패딩(padding), 풀링 없음)은 "
               f"훨씬 비쌉니다 -- 1단계에서 VGG16의 합성곱은 {flat_macs / pooled_macs:.0f}배였습니다.")
 
 # %%
@@ -474,7 +475,7 @@ methods = {"nearest": NearestUpsample(2), "bilinear": BilinearUpsample(1, 2)}
 before = {name: mse(upscale(m, test_lr), test_hr) for name, m in methods.items()}
 lesson.close(upscale(learned, test_lr), upscale(methods["bilinear"], test_lr), "the transposed conv starts as the "
                                                                                "bilinear upsampler",
-             ko="전치 합성곱은 쌍선형 업샘플러로 시작한다")
+             ko="전치 합성곱은 쌍선형 업샘플링 층으로 시작한다")
 opt = Adam(learned, lr=3e-3)
 train_curve = []
 for it in range(200):  # full-batch gradient descent on the mean squared error
@@ -492,7 +493,7 @@ as_zero_insert = ConvTranspose2d(1, 1, 4, stride=2, padding=1, method="zero_inse
 as_zero_insert.load_state_dict(learned.state_dict())
 lesson.close(upscale(as_zero_insert, test_lr), upscale(learned, test_lr),
              "the trained upsampler as zero insertion + stride-1 conv ('stride 1/2') = as col2im",
-             ko="학습한 업샘플러를 0 삽입(zero insertion) + 스트라이드 1 합성곱('스트라이드 1/2')으로 계산해도 "
+             ko="학습한 업샘플링 층을 0 삽입(zero insertion) + 스트라이드 1 합성곱('스트라이드 1/2')으로 계산해도 "
                 "col2im으로 계산한 것과 같다")
 results_sr = {**before, **after}
 psnr_shown = {k: f"{v:.6f} ({10 * np.log10(1 / v):.2f} dB PSNR)" for k, v in results_sr.items()}
@@ -586,7 +587,7 @@ per_channel_kept = [(np.allclose(dropped[0, c_], 0) or np.allclose(dropped[0, c_
                     for c_ in range(inter)]
 lesson.check(all(per_channel_kept), "the engine has Dropout2d, which drops whole channels (torchvision's FCNHead uses "
                                     "nn.Dropout, single values); both rescale the kept ones by 1/(1-p)",
-             ko="엔진에는 채널을 통째로 떨어뜨리는 Dropout2d가 있다(torchvision의 FCNHead는 값을 하나씩 떨어뜨리는 "
+             ko="엔진에는 채널을 통째로 버리는 Dropout2d가 있다(torchvision의 FCNHead는 값을 하나씩 버리는 "
                 "nn.Dropout을 쓴다). 둘 다 남은 값에 1/(1-p)를 곱한다")
 # The engine has no BatchNorm layer. At inference it is a per-channel affine map, so it folds into the conv
 # before it -- which is why that conv has bias=False: BatchNorm's beta is the bias.
@@ -601,7 +602,7 @@ xs = rng.standard_normal((2, 64, 6, 6))
 lesson.close(folded.forward(xs), batchnorm_eval(small_conv.forward(xs)),
              "eval-mode BatchNorm after a bias-free conv = one conv with weight * gamma/sigma and bias "
              "beta - gamma*mean/sigma",
-             ko="편향(bias) 없는 합성곱 뒤의 eval 모드 BatchNorm은 가중치가 weight * gamma/sigma이고 편향이 "
+             ko="편향(bias) 없는 합성곱 뒤의 평가 모드(eval) BatchNorm은 가중치가 weight * gamma/sigma이고 편향이 "
                 "beta - gamma*mean/sigma인 합성곱 하나와 같다")
 # torchvision resizes with interpolate(mode="bilinear", align_corners=False); scipy's zoom(order=1,
 # grid_mode=True, mode="nearest") computes the same. The engine's BilinearUpsample is FCN's bilinear
@@ -666,7 +667,7 @@ print(lesson.tr("number of classes 5 -> 7 changes the shapes of:", ko="클래스
 lesson.check(k7.keys() == params_before.keys() and set(diff_shape) == {"score_fr", "score_pool4_fr", "score_pool3_fr",
                                                                        "upscore2", "upscore2_pool4", "upscore8"},
              "the number of classes touches only the score layers and upsamplers: the encoder can be reused",
-             ko="클래스 수는 점수 층과 업샘플러만 건드린다: 인코더는 그대로 다시 쓸 수 있다")
+             ko="클래스 수는 점수 층과 업샘플링 층만 건드린다: 인코더는 그대로 다시 쓸 수 있다")
 out_a, out_b = model.forward(imgs[:1].astype(np.float64)), model.forward(np.zeros((1, 3, 40, 56)))
 lesson.check(out_a.shape == (1, 5, 32, 32) and out_b.shape == (1, 5, 40, 56),
              "the input size is free: the same parameters serve 32x32 and 40x56 images",
@@ -676,7 +677,7 @@ lesson.check(set(params_before) - keys32 == {f"{n}.{p}" for n in ("score_pool4_f
                                                                    "upscore2_pool4", "upscore8") for p in ("weight",
                                                                                                           "bias")},
              "the skip architecture (32s / 16s / 8s) adds the score_pool* layers and swaps the upsamplers",
-             ko="스킵 구조(skip architecture, 32s / 16s / 8s)는 score_pool* 층을 더하고 업샘플러를 바꾼다")
+             ko="스킵 구조(skip architecture, 32s / 16s / 8s)는 score_pool* 층을 더하고 업샘플링 층을 바꾼다")
 tr = lesson.tr
 table = [
     (tr("encoder & decoder: how complex", ko="인코더와 디코더: 얼마나 복잡하게"),
@@ -710,8 +711,8 @@ table = [
     (tr("training", ko="학습"),
      tr("fit(lr, epochs, batch_size, optimizer, momentum, weight_decay, schedule), dropout "
         "(the FCN paper's choices: Section 4.3)",
-        ko="fit(lr, epochs, batch_size, optimizer, momentum, weight_decay, schedule)의 학습률, 에포크(epoch), "
-           "배치 크기, 최적화기, 모멘텀(momentum), 가중치 감쇠, 스케줄, 그리고 드롭아웃 (FCN 논문의 선택: 4.3절)"),
+        ko="fit(lr, epochs, batch_size, optimizer, momentum, weight_decay, schedule)의 학습률(learning rate), 에포크(epoch), "
+           "배치 크기, 옵티마이저, 모멘텀(momentum), 가중치 감쇠, 스케줄, 그리고 드롭아웃 (FCN 논문의 선택: 4.3절)"),
      "09"),
 ]
 lesson.say("\nHyper-parameters to explore in an FCN (사용할 하이퍼파라미터/손 대볼곳) and where each lives here (lessons):",
@@ -741,6 +742,6 @@ lesson.done(summary=[
      "쌍선형에서 시작해 학습한 전치 합성곱은 처음 보는 이미지에서 쌍선형 업샘플링보다 낫다."),
     ("FCNHead's eval-mode BatchNorm folds into the conv before it; training changes parameters, never "
      "hyper-parameters.",
-     "FCNHead의 eval 모드 BatchNorm은 앞의 합성곱에 접혀 들어간다. 학습은 파라미터를 바꾸고, 하이퍼파라미터는 "
+     "FCNHead의 평가 모드 BatchNorm은 앞의 합성곱에 접혀 들어간다. 학습은 파라미터를 바꾸고, 하이퍼파라미터는 "
      "결코 바꾸지 않는다."),
 ], exercises=[])
