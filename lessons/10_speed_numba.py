@@ -86,7 +86,7 @@
 # 학습은 6단계처럼 배치를 여러 스레드에 나눕니다: `fit(..., threads=N)`, `fcn-scratch train --threads N`.
 
 # %%
-from _common import Lesson  # first: puts the repo on sys.path, picks a headless backend
+from _common import Lesson, pad  # first: puts the repo on sys.path, picks a headless backend
 
 import math
 import os
@@ -184,7 +184,7 @@ shown = {"plain Python (interpreted)": lesson.tr("plain Python (interpreted)", k
          "NumPy twin (as_strided)": lesson.tr("NumPy twin (as_strided)", ko="NumPy 쌍둥이 (as_strided)")}
 times_small = interleaved(contenders, repeats=3, number=1, warmup=1)  # best of 3: the least disturbed run
 for name, t in times_small.items():
-    print(f"    {shown[name]:27s} {ms(t)}")
+    print(f"    {pad(shown[name], 27)} {ms(t)}")
 gap = times_small["plain Python (interpreted)"] / times_small["Numba njit (im2col)"]
 lesson.say(f"    on this run the interpreted kernel took {gap:,.0f}x the compiled one"
            f"{' (JIT disabled: both are the interpreter, so about 1x)' if not JIT else ''}; each is the best of 3 runs,\n"
@@ -279,8 +279,8 @@ when = {True: lesson.tr("after a GEMM", ko="GEMM 직후"), False: lesson.tr("aft
 lesson.say(f"    BLAS threads: {blas_threads}; CPU time burnt while the main thread sleeps 20 ms (most of 3, in cores):",
            ko=f"    BLAS 스레드: {blas_threads}개; 메인 스레드가 20 ms 자는 동안 쓰인 CPU 시간 (3번 중 최대, 코어 단위):")
 for after_gemm, cores in busy.items():
-    lesson.say(f"        {when[after_gemm]:17s} {cores:5.2f} cores busy",
-               ko=f"        {when[after_gemm]:17s} 바쁜 코어 {cores:5.2f}개")
+    lesson.say(f"        {pad(when[after_gemm], 17)} {cores:5.2f} cores busy",
+               ko=f"        {pad(when[after_gemm], 17)} 바쁜 코어 {cores:5.2f}개")
 if blas_threads > 1 and busy[True] > 5 * busy[False] + 0.05:
     lesson.say("    -> on this run the BLAS workers kept a core busy after the GEMM returned: that is the spin-wait.",
                ko="    -> 이번 실행에서는 GEMM이 끝난 뒤에도 BLAS 워커가 코어 하나를 계속 붙잡았습니다: 이것이 스핀 대기입니다.")
@@ -385,7 +385,7 @@ gemm_share = sum(v for k, v in times.items() if "GEMM" in k) / total
 for name, t in times.items():
     rate = f"{flops_gemm / t / 1e9:6.1f} GFLOP/s" if "GEMM" in name else f"{bytes_cols / t / 1e9:6.1f} GB/s  "
     lesson.say(f"    {name:27s} {ms(t)}   {rate}   {100 * t / total:4.1f}% of the layer",
-               ko=f"    {piece_names[name]:27s} {ms(t)}   {rate}   층 전체의 {100 * t / total:4.1f}%")
+               ko=f"    {pad(piece_names[name], 27)} {ms(t)}   {rate}   층 전체의 {100 * t / total:4.1f}%")
 lesson.say(f"    the three GEMMs take {100 * gemm_share:.1f}% of this layer's forward + backward time "
            f"(on this machine, now); `fcn-scratch bench` times every layer",
            ko=f"    GEMM 세 개가 이 층의 순전파 + 역전파 시간 중 {100 * gemm_share:.1f}%를 차지합니다 "
@@ -553,7 +553,7 @@ step_names = {"threads=1": "threads=1", "threads=1, one BLAS thread": lesson.tr(
                                                                                 ko="threads=1, BLAS 스레드 1개"),
               "threads=2": "threads=2"}
 for name, t in step_times.items():
-    print(f"    {step_names[name]:27s} {ms(t)}")
+    print(f"    {pad(step_names[name], 27)} {ms(t)}")
 lesson.say(f"    on this run threads=2 vs threads=1: {step_times['threads=1'] / step_times['threads=2']:.2f}x; "
            f"vs one core: {step_times['threads=1, one BLAS thread'] / step_times['threads=2']:.2f}x (2.00x is the ceiling)",
            ko=f"    이번 실행에서 threads=2의 속도 향상: threads=1 대비 {step_times['threads=1'] / step_times['threads=2']:.2f}배, "

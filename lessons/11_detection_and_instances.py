@@ -81,7 +81,7 @@
 # 실행: `python lessons/11_detection_and_instances.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
 # %%
-from _common import Lesson  # first: puts the repo on sys.path, picks a headless backend
+from _common import Lesson, pad  # first: puts the repo on sys.path, picks a headless backend
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -655,7 +655,7 @@ for name, (S, B_, K_, per_box) in LAYOUTS.items():
     heads[name] = Conv2d(64, D, 1, **f64, seed=7)
     outs[name] = heads[name].forward(rng.standard_normal((1, 64, S, S)))
     parts = read_cells(outs[name], B_, K_, per_box)
-    print(f"{layout_names[name]:15s} {S:3d}x{S:<3d}  {B_:6d}     {K_:6d}   {D:9d} = "
+    print(f"{pad(layout_names[name], 15)} {S:3d}x{S:<3d}  {B_:6d}     {K_:6d}   {D:9d} = "
           f"{'%d x (5 + %d)' % (B_, K_) if per_box else '%d x 5 + %d' % (B_, K_):12s}  {outs[name].shape}")
     lesson.check(np.array_equal(pack_cells(*parts, per_box), outs[name][0].transpose(1, 2, 0)) and
                  sum(p[0, 0].size for p in parts) == outs[name].shape[1],
@@ -803,7 +803,7 @@ distance_names = {"1 - IoU": "1 - IoU", "Euclidean": lesson.tr("Euclidean", ko="
 for name, (c, assign, rounds) in clusters.items():
     lesson.say(f"k-means, d = {name:9s}: {rounds:3d} rounds; anchors (h, w) {np.round(anchors[name]).astype(int).tolist()}; "
                f"average best IoU {avg_iou[name]:.3f} (smaller half of the boxes {avg_small[name]:.3f})",
-               ko=f"k-means, d = {distance_names[name]:9s}: {rounds:3d}회 반복; 앵커 (h, w) "
+               ko=f"k-means, d = {pad(distance_names[name], 9)}: {rounds:3d}회 반복; 앵커 (h, w) "
                   f"{np.round(anchors[name]).astype(int).tolist()}; 최고 IoU 평균 {avg_iou[name]:.3f} "
                   f"(작은 쪽 절반의 박스 {avg_small[name]:.3f})")
 centres, assign, rounds = clusters["1 - IoU"]
