@@ -31,23 +31,24 @@
 # %% [markdown]
 # # 레슨 01: 분류에서 분할로 -- 합성곱화
 #
-# 분류기는 이미지 한 장에 질문 하나("이 안에 무엇이 있는가?")로 답하고, 분할기는 픽셀(pixel)마다
-# 질문 하나("여기에는 무엇이 있는가?")로 답합니다. FCN, 곧 완전 합성곱(fully convolutional) 신경망은
+# 분류기는 이미지 한 장마다 질문 하나("이 안에 무엇이 있는가?")에 답하고, 분할기는 픽셀(pixel)마다
+# 질문 하나("여기에는 무엇이 있는가?")에 답합니다. FCN, 곧 완전 합성곱(fully convolutional) 신경망은
 # 새로운 아이디어 없이 앞의 것을 뒤의 것으로 바꿉니다. 분류기의 **완전 연결 층(fully connected layer,
 # 밀집 층)을 합성곱(convolution)으로 다시 쓰는 것**, 곧 *합성곱화(convolutionalization)*만으로 충분합니다.
-# 이렇게 이미지의 픽셀마다 클래스(class)를 정하는 일이 의미적 분할(semantic segmentation)입니다. 이 레슨에서는
+# 이렇게 이미지의 픽셀마다 클래스(class)를 정하는 일이 의미적 분할(semantic segmentation)입니다. 이 레슨은
+# 다음 순서로 진행합니다.
 #
-# 1. 분류(classification)와 분할(segmentation)의 출력 모양을 비교하고,
-# 2. 완전 연결 층이 왜 **위치를 잃고** **입력 크기를 고정하는지** 보이고,
+# 1. 분류(classification)와 분할(segmentation)의 출력 모양을 비교합니다.
+# 2. 완전 연결 층이 왜 **위치를 잃고** **입력 크기를 고정하는지** 보입니다.
 # 3. 학습 노트의 완전 연결 층(100x7x7 맵 위의 유닛 200개)을 필터 200개짜리 7x7 합성곱으로 다시 씁니다.
 #    숫자는 똑같고 모양만 `[batch, 200]`과 `[batch, 200, 1, 1]`로 다릅니다.
-# 4. 448 이미지(14x14 맵)를 넣어 **8x8 예측 맵**을 얻습니다. 각 칸은 7x7 윈도우 하나에 완전 연결 층을
+# 4. 448 이미지(14x14 맵)를 넣어 **8x8 예측 맵**을 얻습니다. 각 칸은 7x7 윈도우(window) 하나에 완전 연결 층을
 #    적용한 값입니다(**슬라이딩 윈도우(sliding window)** 관점).
-# 5. 뒤따르는 완전 연결 층을 **1x1 합성곱**으로 바꾸고,
+# 5. 뒤따르는 완전 연결 층을 **1x1 합성곱**으로 바꿉니다.
 # 6. 합성곱화한 분류기를 큰 이미지에 한 번 통과시키면 모든 윈도우에 분류기를 따로 돌린 것과 같은 결과가
-#    훨씬 적은 계산으로 나온다는 것을 증명하고,
+#    훨씬 적은 계산으로 나온다는 것을 증명합니다.
 # 7. VGG16의 **fc6를 7x7x512 -> 4096 합성곱**으로 보고 파라미터(parameter) 수를 셉니다(파라미터는 그대로
-#    유지됩니다). 그리고 이 엔진의 FCN이 본뜬 PyTorch FCN 포트처럼 왜 1x1 fc6를 쓰는지 설명합니다.
+#    유지됩니다). 그리고 이 엔진의 FCN이 본뜬 PyTorch FCN 포팅처럼 1x1 fc6를 쓰는 이유를 설명합니다.
 #
 # 출처: FCN 논문(Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic Segmentation",
 # arXiv:1411.4038)의 3.1절 "Adapting classifiers for dense prediction"(완전 연결 층은 커널이 입력 전체를
@@ -107,7 +108,7 @@ fcn = FCN32s.tiny(4, **f64, seed=0)
 logits = fcn.forward(x)
 lesson.say(f"FCN-32s:     image {x.shape} -> logits {logits.shape} -> argmax over classes -> "
            f"label map {logits.argmax(axis=1).shape}",
-           ko=f"FCN-32s:     이미지 {x.shape} -> 로짓(logit) {logits.shape} -> 클래스 축에서 argmax -> "
+           ko=f"FCN-32s:     이미지 {x.shape} -> 로짓(logit) {logits.shape} -> 클래스(class) 축에서 argmax -> "
               f"레이블 맵 {logits.argmax(axis=1).shape}")
 lesson.check(logits.shape == (2, 4, 34, 34), "a segmenter outputs (N, classes, H, W): one label per pixel",
              ko="분할기의 출력은 (N, 클래스 수, H, W)이다: 픽셀마다 레이블 하나")
@@ -181,7 +182,7 @@ lesson.check(n_dense == n_conv == 4900 * 200 + 200, f"same parameters: {n_conv:,
 
 # %%
 lesson.step("A 448 image: the 14x14 map gives an 8x8 map of predictions, one per 7x7 window",
-            ko="448 이미지: 14x14 맵에서 7x7 윈도우마다 하나씩, 8x8 예측 맵이 나온다")
+            ko="448 이미지: 14x14 맵에서 7x7 윈도우(window)마다 하나씩, 8x8 예측 맵이 나온다")
 fmap14 = rng.standard_normal((2, 100, 14, 14))  # what the backbone gives for a 448x448 image (448/32 = 14)
 y14 = conv.forward(fmap14)
 lesson.say(f"14x14 map -> conv output {y14.shape}: 14 - 7 + 1 = {conv_output_size(14, 7)} positions per axis",
@@ -286,9 +287,9 @@ axes[0].set_title(lesson.label(
     "random 62x62 input: three of the 64 crops\n(34x34, 4 px apart) the classifier would see",
     ko="무작위 62x62 입력: 분류기가 볼 크롭 64개 중\n3개 (34x34, 4 px 간격)"))
 axes[1].set_title(lesson.label("one pass of the convolutionalized net:\nscore of class 0 for every crop (a heat map)",
-                               ko="합성곱화한 신경망을 한 번 통과:\n모든 크롭의 클래스 0 점수 (점수 맵, score map)"))
+                               ko="합성곱화한 신경망을 한 번 통과:\n모든 크롭의 클래스 0 점수 (히트맵)"))
 fig.suptitle(lesson.label("Toy classifier: the 8x8 map equals 64 separate classifications of overlapping crops",
-                          ko="예제 분류기: 8x8 맵은 겹치는 크롭 64개를 따로 분류한 결과와 같다"), fontsize=11,
+                          ko="토이 분류기: 8x8 맵은 겹치는 크롭 64개를 따로 분류한 결과와 같다"), fontsize=11,
              y=1.04)
 lesson.save(fig, "whole_network_windows")
 
@@ -303,12 +304,12 @@ lesson.say(f"fc6 as a dense layer 25088 -> 4096:   {fc6_dense:>12,} parameters",
 lesson.say(f"fc6 as a 7x7 conv, 512 -> 4096:       {fc6_conv7:>12,} parameters (the same weights, reshaped)",
            ko=f"7x7 합성곱 fc6, 512 -> 4096:      파라미터 {fc6_conv7:>12,}개 (같은 가중치, 모양만 바꿈)")
 lesson.say(f"fc6 as a 1x1 conv, 512 -> 4096:       {fc6_conv1:>12,} parameters (the PyTorch port and this engine)",
-           ko=f"1x1 합성곱 fc6, 512 -> 4096:      파라미터 {fc6_conv1:>12,}개 (PyTorch 포팅와 이 엔진)")
+           ko=f"1x1 합성곱 fc6, 512 -> 4096:      파라미터 {fc6_conv1:>12,}개 (PyTorch 포팅과 이 엔진)")
 # (step 4 proved on real arrays that dense_to_conv keeps every parameter; VGG16's fc6 is too big to build here)
 engine_fc6 = FCN32s.state_shapes(21)  # the engine's full-size FCN-32s (VGG16 widths, fc 4096), shapes only
 n_fc6 = int(np.prod(engine_fc6["fc6.weight"])) + int(np.prod(engine_fc6["fc6.bias"]))
 lesson.say(f"the engine's full-size FCN-32s: fc6.weight {engine_fc6['fc6.weight']}, {n_fc6:,} parameters",
-           ko=f"이 엔진의 원래 크기 FCN-32s: fc6.weight {engine_fc6['fc6.weight']}, 파라미터 {n_fc6:,}개")
+           ko=f"이 엔진의 전체 크기 FCN-32s: fc6.weight {engine_fc6['fc6.weight']}, 파라미터 {n_fc6:,}개")
 lesson.check(engine_fc6["fc6.weight"] == (4096, 512, 1, 1) and n_fc6 == fc6_conv1,
              f"the engine's fc6 is the 1x1 one: {n_fc6:,} parameters, about 1/49 of VGG16's 7x7 fc6",
              ko=f"이 엔진의 fc6는 1x1이다: 파라미터 {n_fc6:,}개로 VGG16의 7x7 fc6의 약 1/49이다")
@@ -329,7 +330,7 @@ except ValueError as err:
 print(lesson.tr("7x7 fc6 on a 2x2 pool5:", ko="2x2 pool5에 7x7 fc6를 적용하면:"), refused)
 lesson.check(refused is not None, "a 7x7 fc6 refuses a pool5 smaller than 7x7 (the paper pads the input by 100 "
                                   "pixels instead; lesson 08)",
-             ko="7x7 fc6는 7x7보다 작은 pool5를 거부한다 (논문은 그 대신 입력 둘레에 100픽셀을 덧댄다; 레슨 08)")
+             ko="7x7 fc6는 7x7보다 작은 pool5를 거부한다 (논문은 그 대신 입력 둘레에 100픽셀 패딩을 넣는다; 레슨 08)")
 tiny = FCN32s.tiny(4, **f64, seed=0)
 lesson.say(
     f"this engine's FCN-32s (tiny preset): fc6 weight {tiny.fc6.weight.shape}, fc7 weight {tiny.fc7.weight.shape}",

@@ -24,7 +24,7 @@
 # %% [markdown]
 # # 레슨 02: im2col과 col2im
 #
-# 합성곱(convolution)은 입력 위로 윈도우를 밀어 가며 위치마다 커널(kernel)과 내적을 구합니다.
+# 합성곱(convolution)은 입력 위로 윈도우(window)를 밀어 가며 위치마다 커널(kernel)과 내적을 구합니다.
 # **im2col**("image to columns")은 모든 윈도우를 행렬의 열 하나씩으로 복사하는데, 이 행렬이
 # *패치 행렬(patch matrix)*입니다. 그러면 합성곱 전체가 행렬곱 하나(GEMM)가 되고, BLAS가 이것을 빠르게
 # 계산합니다. **col2im**은 반대 방향으로 갑니다. 모든 열을 그 값이 왔던 픽셀(pixel)에 다시 더합니다.
@@ -224,7 +224,7 @@ basis = np.eye(16).reshape(16, 1, 1, 4, 4)
 A = np.stack([unfold(e, 3)[0].ravel() for e in basis], axis=1)  # (9*4, 16)
 print(lesson.tr("A has shape", ko="A의 모양은"), A.shape,
       lesson.tr("(patch entries x input pixels); A^T A is diagonal with diagonal\n",
-                ko="(패치 원소 x 입력 픽셀)입니다. A^T A는 대각 행렬이고 그 대각 성분은\n"),
+                ko="(패치 원소 x 입력 픽셀)입니다. A^T A는 대각 행렬이며 대각 성분은 다음과 같습니다:\n"),
       np.diag(A.T @ A).reshape(4, 4))
 lesson.check(set(np.unique(A)) == {0.0, 1.0} and np.all(A.sum(axis=1) == 1),
              "A is a 0/1 copy matrix: every patch entry copies exactly one pixel",

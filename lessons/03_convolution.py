@@ -28,22 +28,22 @@
 #
 # 엔진의 `Conv2d`는 아이디어로 치면 세 줄입니다. 입력을 패치 행렬로 펼치고(레슨 02), 가중치(weight)
 # 행렬을 곱하고(GEMM 한 번), 편향(bias)을 더합니다. 역전파(backward pass)는 같은 세 줄을 거꾸로 읽은
-# 것입니다. 이 레슨에서는
+# 것입니다. 이 레슨은 다음 순서로 진행합니다.
 #
-# 1. **출력 크기 공식** `H_out = floor((H + 2p - d(k-1) - 1)/s) + 1`을 못 박아 두고,
-# 2. 엔진의 부품으로 순전파(forward pass)를 손수 계산하고,
-# 3. **스트라이드(stride)**와 **패딩(padding)**이 하는 일을 보이고,
-# 4. **팽창(dilation)**(아트러스 합성곱(atrous convolution))을 보입니다. 팽창 비율 4의 1x3 필터 [1, 2, 3]은
-#    필터 [1, 0, 0, 0, 2, 0, 0, 0, 3]과 같습니다.
-# 5. 역전파(dW, db, dx)를 유도하고,
-# 6. *무작위* 상류 기울기(upstream gradient)에 대해 **유한 차분(finite difference)**으로 역전파를 검사하며,
+# 1. **출력 크기 공식** `H_out = floor((H + 2p - d(k-1) - 1)/s) + 1`을 짚어 둡니다.
+# 2. 엔진의 부품으로 순전파(forward pass)를 직접 계산합니다.
+# 3. **스트라이드(stride)**와 **패딩(padding)**이 하는 일을 보입니다.
+# 4. **팽창(dilation)**, 곧 아트러스 합성곱(atrous convolution)을 보입니다. 비율 4로 팽창한 1x3 필터
+#    [1, 2, 3]은 필터 [1, 0, 0, 0, 2, 0, 0, 0, 3]과 같습니다.
+# 5. 역전파(dW, db, dx)를 유도합니다.
+# 6. *무작위* 상류 기울기(upstream gradient)로 역전파를 **유한 차분(finite difference)**과 비교해 검사하고,
 #    모두 1인 상류 기울기가 왜 진짜 버그를 숨기는지 보입니다.
 #
 # 출처: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning"(arXiv:1603.07285)의
 # 2장(패딩과 스트라이드가 있을 때의 출력 크기)과 5.1절(팽창 합성곱(dilated convolution)); DeepLab(Chen et al.,
 # arXiv:1412.7062)과 Yu & Koltun(arXiv:1511.07122)의 아트러스 합성곱; 패딩 1을 쓰는 VGG의 3x3 합성곱(Simonyan &
-# Zisserman, arXiv:1409.1556, 2.1절); 학습 노트의 팽창 예(비율 4의 필터 [1, 2, 3]); Stanford CS231n에서 하는
-# 방식의 기울기 검사(gradient check)(상대 오차, 무작위 상류 기울기).
+# Zisserman, arXiv:1409.1556, 2.1절); 학습 노트의 팽창 예(비율 4의 필터 [1, 2, 3]); Stanford CS231n
+# 방식의 기울기 검사(gradient check): 상대 오차, 무작위 상류 기울기.
 # 실행: `python lessons/03_convolution.py --lang ko [--step] [--no-figures] [--figures DIR]`.
 
 # %%
@@ -151,7 +151,7 @@ lesson.save_animation(*sliding_window_animation(
 
 # %%
 lesson.step("Dilation (atrous): the filter [1, 2, 3] at rate 4 is [1, 0, 0, 0, 2, 0, 0, 0, 3]",
-            ko="팽창 합성곱(dilated convolution), 곧 아트러스(atrous): 비율 4의 필터 [1, 2, 3]은 [1, 0, 0, 0, 2, 0, 0, 0, 3]이다")
+            ko="팽창 합성곱(dilated convolution), 곧 아트러스(atrous) 합성곱: 비율 4의 필터 [1, 2, 3]은 [1, 0, 0, 0, 2, 0, 0, 0, 3]이다")
 f = np.array([1.0, 2.0, 3.0]).reshape(1, 1, 1, 3)  # a 1x3 filter
 rate = 4
 dilated = np.zeros((1, 1, 1, rate * (3 - 1) + 1))
@@ -308,7 +308,7 @@ for g_name, g in [("all-ones", np.ones(y.shape)), ("random", rng.standard_normal
     for bug, backward in backwards.items():
         analytic = dict(zip(inputs, backward(g)))
         table[bug, g_name] = max(gradcheck.rel_error(analytic[k], numeric[k]) for k in inputs)
-lesson.say(f"{'backward':18s} {'all-ones g':>12s} {'random g':>12s}", ko="역전파                 모두 1인 g     무작위 g")
+lesson.say(f"{'backward':18s} {'all-ones g':>12s} {'random g':>12s}", ko="역전파               모두 1인 g     무작위 g")
 for bug in backwards:
     width = 18 - sum("가" <= ch <= "힣" for ch in said[bug])  # a Hangul syllable takes two columns
     print(f"{said[bug]:{width}s} {table[bug, 'all-ones']:12.1e} {table[bug, 'random']:12.1e}")

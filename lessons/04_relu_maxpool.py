@@ -23,19 +23,19 @@
 # %% [markdown]
 # # 레슨 04: ReLU와 최대 풀링
 #
-# 파라미터(parameter)가 없는 두 층입니다. 둘 다 기울기(gradient)를 어디로 보낼지 정하는 *라우팅(routing)*일
-# 뿐입니다. ReLU는 입력이 양수였던 곳으로만 기울기를 통과시키고, 최대 풀링(max-pooling)은 각 윈도우에서
-# 이긴 픽셀(pixel)로 기울기를 보냅니다. 이 레슨에서 살펴볼 내용은 다음과 같습니다.
+# 파라미터(parameter)가 없는 두 층입니다. 두 층의 기울기(gradient)는 *라우팅(routing)*, 곧 기울기를 어디로
+# 보낼지 고르는 일입니다. ReLU는 입력이 양수였던 곳으로만 기울기를 통과시키고, 최대 풀링(max-pooling)은
+# 각 윈도우(window)에서 이긴 픽셀(pixel)로 기울기를 보냅니다. 이 레슨에서 살펴볼 내용은 다음과 같습니다.
 #
 # 1. ReLU와 그 기울기, 그리고 유한 차분(finite difference) 검사에서 입력을 0의 꺾인 점(kink)에서
 #    멀리 떨어뜨려야 하는 이유
 # 2. 최대 풀링의 순전파(forward pass)와 이긴 픽셀들의 인덱스
-# 3. **올림 모드(ceil mode)**, 그리고 PyTorch로 포팅한 FCN이 `MaxPool2d(2, stride=2, ceil_mode=True)`를
+# 3. **올림 모드(ceil mode)**, 그리고 PyTorch FCN 포팅이 `MaxPool2d(2, stride=2, ceil_mode=True)`를
 #    쓰는 이유: 홀수 크기도 마지막 행과 열을 지키고, 어떤 입력 크기도 풀링 다섯 번을 견딥니다.
 # 4. **-inf 패딩(padding)** (0으로 패딩하면 음수 활성화(activation)를 이겨 버립니다)
 # 5. 기울기를 **argmax**로 보내는 방법과 **동점(tie)**일 때 일어나는 일
 #
-# 출처: 이 엔진이 따르는 PyTorch 포팅(학습 노트의 FCN32s/16s/8s 클래스(class): `nn.ReLU`,
+# 출처: 이 엔진이 본뜬 PyTorch FCN 포팅(학습 노트의 FCN32s/16s/8s 클래스(class): `nn.ReLU`,
 # `nn.MaxPool2d(2, stride=2, ceil_mode=True)`)과 그 바탕이 된 원래의 Caffe FCN(풀링 층이 출력 크기를
 # 올림합니다), PyTorch의 `MaxPool2d` 문서(올림 모드, 암묵적인 -inf 패딩), Dumoulin & Visin
 # (arXiv:1603.07285) 3장(풀링의 크기 계산), 최대 언풀링(max-unpooling)이 다시 쓰는 풀링 "스위치(switches)":
@@ -102,7 +102,7 @@ x = gradcheck.distinct_values((1, 1, 4, 4), rng, spacing=1.0)
 y, cache = maxpool2d_forward(x, 2, 2)
 indices = cache[1]
 print("x:\n", x[0, 0], "\ny = maxpool(x):\n", y[0, 0])
-print(lesson.tr("indices (flat h*W + w of each winner):\n", ko="indices, 곧 이긴 픽셀(pixel)마다 평탄화한 위치 h*W + w:\n"),
+print(lesson.tr("indices (flat h*W + w of each winner):\n", ko="indices (이긴 픽셀(pixel)마다 평탄화한 위치 h*W + w):\n"),
       indices[0, 0])
 lesson.check(np.array_equal(x[0, 0].ravel()[indices[0, 0]], y[0, 0]),
              "x.flat[indices] == y: indices point at the maxima", ko="x.flat[indices] == y: indices는 최댓값을 가리킨다")
@@ -267,7 +267,7 @@ print("x:\n", x[0, 0], lesson.tr("\nwinner index:", ko="\n이긴 픽셀의 인�
       lesson.tr("\nanalytic dx:\n", ko="\n해석적 dx:\n"), dx[0, 0])
 lesson.check(cache[1].ravel()[0] == 0 and np.array_equal(dx[0, 0], [[1, 0], [0, 0]]),
              "the first maximum (row-major) takes the whole gradient; it is not split",
-             ko="행 우선 순서로 첫 번째 최댓값이 기울기를 모두 받는다. 나누어 갖지 않는다")
+             ko="행 우선 순서로 첫 번째 최댓값이 기울기를 나누지 않고 모두 받는다")
 numeric = gradcheck.numerical_gradient(lambda: float(maxpool2d_forward(x, 2)[0].sum()), x)
 print(lesson.tr("numeric dx (central differences):\n", ko="수치 dx (중앙 차분):\n"), numeric[0, 0])
 lesson.close(numeric, np.full_like(x, 0.5), "at a tie every entry gets 0.5 (+h wins, -h loses): no single slope exists",
@@ -282,7 +282,7 @@ lesson.done(summary=[
     ("ReLU passes the gradient where x > 0; within h of the kink finite differences match neither slope.",
      "ReLU는 x > 0인 곳에서만 기울기를 통과시킨다. 꺾인 점에서 h 이내에서는 유한 차분이 어느 쪽 기울기와도 맞지 않는다."),
     ("Max-pool indices point at the window maxima; both kernels equal the plain loops.",
-     "최대 풀링의 인덱스는 윈도우의 최댓값을 가리킨다. 두 커널 모두 단순한 반복문과 같은 결과를 낸다."),
+     "최대 풀링의 인덱스는 윈도우의 최댓값을 가리킨다. 두 커널 모두 단순 루프와 같다."),
     ("Ceil mode keeps odd edges and leaves ceil(H/32) after five pools; floor mode drops rows or fails.",
      "올림 모드는 홀수 크기의 가장자리를 지키고, 풀링 다섯 번 뒤의 크기는 ceil(H/32)이다. 내림 모드는 행을 버리거나 "
      "실패한다."),

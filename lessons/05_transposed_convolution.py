@@ -31,7 +31,7 @@
 # # 레슨 05: 전치 합성곱(transposed convolution), 세 가지 방법으로 계산하고 같음을 증명하기
 #
 # FCN은 거친 점수 맵(score map)을 학습 가능한 업샘플링(upsampling) 층으로 다시 원래 크기로 키웁니다.
-# PyTorch 포팅에서는 `nn.ConvTranspose2d`입니다(k64 s32 p16, k4 s2 p1, ...). 학습 노트는 이 연산을 세
+# PyTorch FCN 포팅에서는 `nn.ConvTranspose2d`입니다(k64 s32 p16, k4 s2 p1, ...). 학습 노트는 이 연산을 세
 # 가지 방식으로 설명하는데, 여기서는 엔진이 세 방식 모두로 계산하고 결과가 같은지 확인합니다.
 #
 # 1. **흩뿌리기(scatter)**: 입력 픽셀(pixel)마다 자기 값을 곱한 커널(kernel)을 출력에 도장처럼 찍고,
@@ -158,10 +158,10 @@ def scatter_frame(f):
     set_matrix(out_im, np.where(touched, partial[t + done], np.nan))
     place_box(in_box, i, j), place_box(footprint, 2 * i, 2 * j)
     caption.set_text(lesson.label(f"x[{i},{j}] = {X_a[0, 0, i, j]:.0f}: its stamp {X_a[0, 0, i, j]:.0f} * K ",
-                                  ko=f"x[{i},{j}] = {X_a[0, 0, i, j]:.0f}: 도장 {X_a[0, 0, i, j]:.0f} * K ")
-                     + (lesson.label("is added in; overlapping cells sum", ko="더함, 겹치는 칸은 합산") if done
+                                  ko=f"x[{i},{j}] = {X_a[0, 0, i, j]:.0f}: 도장 {X_a[0, 0, i, j]:.0f} * K")
+                     + (lesson.label("is added in; overlapping cells sum", ko="를 더함, 겹치는 칸은 합산") if done
                         else lesson.label(f"goes to rows {2 * i}-{2 * i + 2}, columns {2 * j}-{2 * j + 2} (stride 2)",
-                                          ko=f"-> 행 {2 * i}-{2 * i + 2}, 열 {2 * j}-{2 * j + 2} (스트라이드 2)")))
+                                          ko=f" -> 행 {2 * i}-{2 * i + 2}, 열 {2 * j}-{2 * j + 2} (스트라이드 2)")))
 
 
 lesson.save_animation(fig, scatter_frame, 9, "scatter_stride2", fps=1.5)
@@ -201,8 +201,8 @@ lesson.check(not np.array_equal(conv2d_forward(padded1, K)[0][0, 0], Y), "withou
              ko="커널을 뒤집지 않으면 결과가 틀린다")
 lesson.say("Note: the study notes' figure adds up the centre 0+2+2+0 = 4 in this stride-1 case (z = 0); its step 3,\n"
            "one zero between rows and columns (2x2 -> 3x3), is the stride-2 case (z = 1), next:",
-           ko="참고: 학습 노트의 그림이 가운데 칸을 0+2+2+0 = 4로 더하는 것은 이 스트라이드 1 경우(z = 0)입니다. 그림의 3단계,\n"
-              "곧 행과 열 사이에 0을 하나씩 넣는 것(2x2 -> 3x3)은 스트라이드 2 경우(z = 1)이며, 바로 다음에 봅니다:")
+           ko="참고: 학습 노트의 그림이 가운데 칸을 0+2+2+0 = 4로 더하는 것은 스트라이드 1인 이 경우(z = 0)입니다. 그림의 3단계,\n"
+              "곧 행과 열 사이에 0을 하나씩 넣는 것(2x2 -> 3x3)은 스트라이드 2인 경우(z = 1)이며, 바로 다음에 봅니다:")
 X_big = rng.standard_normal((1, 1, 2, 2))  # the notes' step 3: stride 2, one zero between rows and columns
 y2, inserted2, padded2, flipped2 = by_zero_insertion(X_big, rng.standard_normal((1, 1, 3, 3)), s=2, p=1, verbose=True)
 lesson.check(inserted2.shape[2:] == (3, 3), "stride 2: z = 1 zero between the pixels turns 2x2 into (2i-1) = 3x3",
@@ -282,7 +282,7 @@ for method in ("col2im", "zero_insert"):
     err = max(gradcheck.check_module(layer, rng.standard_normal((2, 3, 3, 4))).values())
     lesson.check(err < gradcheck.TOL_SMOOTH,
                  f"ConvTranspose2d(method={method!r}) passes the gradient check ({err:.0e})",
-                 ko=f"ConvTranspose2d(method={method!r})는 기울기 검사를 통과한다 ({err:.0e})")
+                 ko=f"ConvTranspose2d(method={method!r})는 기울기 검사(gradient check)를 통과한다 ({err:.0e})")
 
 # %%
 lesson.step("Way 3, the transpose: conv(x) = C x, transposed conv(y) = C^T y",
@@ -365,8 +365,8 @@ lesson.close(back.ravel(), C.T @ C @ x.ravel(), "conv_transpose(conv(x)) = C^T C
 C2 = conv_matrix((6, 6), rng.standard_normal((1, 1, 4, 4)), stride=2, padding=1)
 lesson.check(C2.shape == (9, 36) and np.linalg.matrix_rank(C2) == 9,
              "k=4 s=2 p=1 on 6x6: C is 9x36 of rank 9, 27 dimensions are lost; upsampling must LEARN them",
-             ko="6x6에 k=4 s=2 p=1: C는 계수 9인 9x36 행렬이라 27개 차원을 잃는다. 업샘플링(upsampling)은 그것을 "
-                "반드시 학습해야 한다")
+             ko="6x6에 k=4 s=2 p=1: C는 계수 9인 9x36 행렬이라 27개 차원을 잃으므로, 업샘플링(upsampling)은 그것을 "
+                "'학습'해야 한다")
 
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
 vmax = np.abs(np.concatenate([x.ravel(), back.ravel()])).max()
@@ -413,7 +413,7 @@ lesson.check(rejected, "output_padding must be < max(stride, dilation): it only 
 
 # %%
 lesson.step("The PyTorch FCN port's upsamplers use k = 2s, p = s/2: the output is exactly s times the input",
-            ko="PyTorch 포팅의 업샘플링 층은 k = 2s, p = s/2를 쓴다: 출력이 정확히 입력의 s배가 된다")
+            ko="PyTorch FCN 포팅의 업샘플링 층은 k = 2s, p = s/2를 쓴다: 출력이 정확히 입력의 s배가 된다")
 # Where the rule comes from: the FCN paper (arXiv:1411.4038, sections 3.3 and 4.2) upsamples by "backwards
 # strided convolution" with k = 2s (upscore2 k4 s2, upscore8 k16 s8, upscore k64 s32), and its released Caffe
 # nets run those deconvolutions WITHOUT padding, then cut the output with a Crop layer at an offset (lesson 08
@@ -438,7 +438,7 @@ for k, s in [(4, 2), (16, 8), (64, 32)]:
     padded, _ = conv_transpose2d_forward(x, w, stride=s, padding=s // 2)
     lesson.say(f"k={k:2d} s={s:2d}: unpadded 7x7 -> {unpadded.shape[2]}x{unpadded.shape[3]}, crop offset {s // 2} -> "
                f"{padded.shape[2]}x{padded.shape[3]}",
-               ko=f"k={k:2d} s={s:2d}: 패딩 없이 7x7 -> {unpadded.shape[2]}x{unpadded.shape[3]}, 크롭 오프셋 {s // 2} -> "
+               ko=f"k={k:2d} s={s:2d}: 패딩 없이 7x7 -> {unpadded.shape[2]}x{unpadded.shape[3]}, 크롭(crop) 오프셋 {s // 2} -> "
                   f"{padded.shape[2]}x{padded.shape[3]}")
     lesson.close(unpadded[:, :, s // 2 : s // 2 + 7 * s, s // 2 : s // 2 + 7 * s], padded,
                  f"k={k} s={s}: the unpadded deconvolution cropped at offset s/2 = {s // 2} == padding p = s/2",

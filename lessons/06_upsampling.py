@@ -47,7 +47,7 @@
 # 4. **bed of nails**: 각 픽셀을 블록의 모서리에 두고 나머지는 0으로 채웁니다.
 # 5. **최대 언풀링**(max-unpooling): `MaxPool2d(return_indices=True)`가 돌려주는 인덱스로, 각 픽셀을
 #    최대 풀링(max-pooling)이 최댓값을 찾았던 자리로 되돌립니다.
-# 6. 이 방법들은 모두 선형이고, 각각의 역전파(backward pass)는 순전파의 전치입니다.
+# 6. 이 방법들이 모두 선형이고, 각각의 역전파(backward pass)가 그 연산의 전치임을 보입니다.
 # 7. 커널 크기가 스트라이드(stride)의 배수가 아닌 전치 합성곱(k = 3, s = 2: 고르지 않은 겹침)이 만드는
 #    **체커보드**(checkerboard) 아티팩트와, k = 2s이면 이를 피하는 이유(상수를 넣으면 안쪽에서 상수가
 #    나옵니다)를 봅니다.
@@ -139,7 +139,7 @@ lesson.close(up[1:-1, 1:-1], (src_r[:, None] + 10 * src_c[None, :])[1:-1, 1:-1],
              "inside the map it interpolates exactly: the ramp i + 10j becomes the ramp at the source coordinates",
              ko="맵 안쪽에서는 보간(interpolation)이 정확하다: 램프(ramp) i + 10j는 원본 좌표에서의 램프 값이 된다")
 edge = BilinearUpsample(1, 2).forward(np.ones((1, 1, 3, 3)))[0, 0, 2]
-print(lesson.tr("ones(3, 3) upsampled x2, a middle row:", ko="ones(3, 3)을 x2 업샘플링한 결과의 가운데 행:"), edge)
+print(lesson.tr("ones(3, 3) upsampled x2, a middle row:", ko="ones(3, 3)을 x2 업샘플링한 결과의 가운데 행 하나:"), edge)
 lesson.close(edge, [0.75, 1, 1, 1, 1, 0.75], "at the border it blends with the zeros beyond the edge (3/4)",
              ko="경계에서는 가장자리 너머의 0과 섞인다 (3/4)")
 # FCN's upsamplers are these very layers, made learnable: x2, x8, x16, x32 with k = 2s (the paper's Caffe
@@ -158,7 +158,7 @@ fresh = FCN8s.tiny(3, seed=0)
 lesson.check(all(np.array_equal(getattr(fresh, n).weight, bilinear_weight(3, 3, k)) for n, k in
                  (("upscore2", 4), ("upscore2_pool4", 4), ("upscore8", 16))),
              "a fresh FCN-8s: upscore2, upscore2_pool4, upscore8 all start as bilinear interpolation",
-             ko="갓 만든 FCN-8s의 upscore2, upscore2_pool4, upscore8은 모두 쌍선형 보간으로 시작한다")
+             ko="갓 만든 FCN-8s의 upscore2, upscore2_pool4, upscore8은 모두 쌍선형 보간(bilinear interpolation)으로 시작한다")
 
 # %%
 lesson.step("Bed of nails: each pixel at the top-left of its s x s block, zeros elsewhere",
@@ -282,7 +282,7 @@ lesson.save_animation(fig, unpool_frame, 9, "maxpool_unpool", fps=1.5)
 
 # %%
 lesson.step("All four are linear maps; each backward pass is the transpose: <up(x), g> == <x, up_backward(g)>",
-            ko="넷 모두 선형 변환이고, 각각의 역전파(backward pass)는 그 전치, 즉 수반(adjoint)이다: "
+            ko="넷 모두 선형 변환이고, 각각의 역전파(backward pass)는 그 전치, 곧 수반(adjoint)이다: "
                "<up(x), g> == <x, up_backward(g)>")
 z = rng.standard_normal((2, 3, 4, 6))
 pool4 = MaxPool2d(2, return_indices=True)
