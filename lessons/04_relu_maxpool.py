@@ -234,7 +234,7 @@ print("dy (4x4):\n", dy[0, 0], "\ndx (7x7):\n", dx[0, 0])
 expected = np.zeros(49)
 np.add.at(expected, maxpool2d_naive(x, 3, 2, 1)[1].ravel(), dy.ravel())  # scatter-add at the naive winners
 lesson.close(dx.ravel(), expected, "dx = scatter-add of dy at the winners' indices",
-             ko="dx는 이긴 픽셀들의 인덱스에 dy를 흩어 더한(scatter-add) 결과이다")
+             ko="dx는 이긴 픽셀들의 인덱스에 dy를 흩뿌려 더한(흩뿌리기, scatter-add) 결과이다")
 lesson.check(dx[0, 0, 3, 3] == dy[0, 0, 1:3, 1:3].sum() == 6 + 7 + 10 + 11,
              "pixel (3, 3) won 4 windows: 6+7+10+11 = 34", ko="픽셀 (3, 3)은 윈도우 4개에서 이겼다: 6+7+10+11 = 34")
 lesson.check(np.isclose(dx.sum(), dy.sum()) and (dx != 0).sum() <= y.size, "nothing is lost, only winners are non-zero",

@@ -274,9 +274,9 @@ x, w = rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((2, 3, 3, 2))
 for kw in [dict(stride=2, padding=1, output_padding=1), dict(stride=(2, 3), padding=(0, 1), dilation=2)]:
     ref = conv_transpose2d_scatter(x, w, **kw)
     lesson.close(conv_transpose2d_forward(x, w, **kw, method="zero_insert")[0], ref,
-                 f"zero_insert == scatter with {kw}", ko=f"{kw}에서 zero_insert == scatter")
+                 f"zero_insert == scatter with {kw}", ko=f"{kw}에서 zero_insert == scatter(흩뿌리기)")
     lesson.close(conv_transpose2d_forward(x, w, **kw, method="col2im")[0], ref, f"col2im == scatter with {kw}",
-                 ko=f"{kw}에서 col2im == scatter")
+                 ko=f"{kw}에서 col2im == scatter(흩뿌리기)")
 for method in ("col2im", "zero_insert"):
     layer = ConvTranspose2d(3, 2, 4, stride=2, padding=1, method=method, dtype=np.float64, seed=1)
     err = max(gradcheck.check_module(layer, rng.standard_normal((2, 3, 3, 4))).values())

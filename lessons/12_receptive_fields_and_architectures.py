@@ -54,7 +54,7 @@
 # 2. **깊이별 합성곱(depthwise convolution)**을 엔진의 `Conv2d`로 표현하고, 깊이별 분리(depthwise-separable)
 #    블록이 얼마나 아끼는지 셉니다.
 # 3. **Conv1D**와 **Conv3D**를 엔진의 2차원 합성곱으로 계산합니다.
-# 4. FCN을 **인코더-디코더(encoder-decoder)**로 읽고, U-Net의 연결(concatenation)을 FCN의 덧셈을 일반화한
+# 4. FCN을 **인코더-디코더(encoder-decoder)**로 읽고, U-Net의 이어 붙이기(concatenation)를 FCN의 덧셈을 일반화한
 #    것으로 봅니다.
 # 5. 최근접 이웃(nearest neighbour), 쌍선형(bilinear), 학습(training)한 전치 합성곱(transposed convolution)으로
 #    **초해상도(super-resolution)**를 해 봅니다.
@@ -70,7 +70,7 @@
 # 합성곱을 쌓으면 49C^2 대신 27C^2개의 가중치(weight)로 7x7의 수용 영역을 얻는다); Yu & Koltun,
 # arXiv:1511.07122, 2절(팽창 합성곱(dilated convolution)); Luo et al., arXiv:1701.04128(유효 수용 영역은
 # 가운데에 몰려 있다); Howard et al. (MobileNets), arXiv:1704.04861, 3.1절(깊이별 분리 합성곱의 비용
-# 1/N + 1/D_K^2); Ronneberger et al. (U-Net), arXiv:1505.04597, 2절(연결하는 스킵); Dong, Loy & Tang
+# 1/N + 1/D_K^2); Ronneberger et al. (U-Net), arXiv:1505.04597, 2절(이어 붙이는 스킵); Dong, Loy & Tang
 # (FSRCNN), arXiv:1608.00367, 3절(학습된 역합성곱(deconvolution)이 업샘플링을 맡는다); Dumoulin & Visin,
 # arXiv:1603.07285, 4절(전치 합성곱 = 분수 스트라이드 합성곱); Ioffe & Szegedy (BatchNorm),
 # arXiv:1502.03167, 3.1절(추론(inference) 때는 채널별 아핀 변환); Tompson et al., arXiv:1411.4280(채널을
@@ -371,7 +371,7 @@ lesson.close(y3, ref3, "Conv3D = for each output slice, the sum over kernel dept
 
 # %%
 lesson.step("FCN is an encoder-decoder network (인코더-디코더); U-Net concatenates where FCN adds",
-            ko="FCN은 인코더-디코더(encoder-decoder) 신경망이고, U-Net은 FCN이 더하는 곳에서 연결한다")
+            ko="FCN은 인코더-디코더(encoder-decoder) 신경망이고, U-Net은 FCN이 더하는 곳에서 이어 붙인다")
 model8 = FCN8s.tiny(5, **f64, seed=0)
 sd = model8.state_dict()
 encoder = [k for k in sd if k.startswith(("conv", "fc6", "fc7"))]  # the downsampling network (the classifier)
@@ -439,12 +439,12 @@ score_skip.params["weight"][...] = fuse.weight[:, 6:]
 lesson.close(fuse.forward(np.concatenate([deep, skip], axis=1)), score_deep.forward(deep) + score_skip.forward(skip),
              "1x1 conv of the concatenation = sum of 1x1 convs of the parts: FCN's sum is U-Net's concatenation "
              "with a 1x1 fusion",
-             ko="연결(concatenation)한 것에 1x1 합성곱을 하면 각 부분에 1x1 합성곱을 해서 더한 것과 같다: FCN의 "
-                "덧셈은 1x1 융합을 붙인 U-Net의 연결이다")
+             ko="이어 붙이기(concatenation)한 것에 1x1 합성곱을 하면 각 부분에 1x1 합성곱을 해서 더한 것과 같다: FCN의 "
+                "덧셈은 1x1 융합을 붙인 U-Net의 이어 붙이기이다")
 lesson.say("U-Net then runs 3x3 convs on the concatenation, which a sum of per-branch scores cannot express. "
            "Why an encoder-\ndecoder at all: a network kept at full size ('same' padding, no pooling) costs far "
            f"more -- step 1: {flat_macs / pooled_macs:.0f}x for VGG16's convs.",
-           ko="U-Net은 이어서 연결한 결과에 3x3 합성곱을 돌리는데, 이것은 가지별 점수의 합으로는 표현할 수 없습니다.\n"
+           ko="U-Net은 이어 붙이기의 결과에 3x3 합성곱을 돌리는데, 이것은 가지별 점수의 합으로는 표현할 수 없습니다.\n"
               "애초에 왜 인코더-디코더를 쓸까요? 전체 크기를 유지하는 신경망('same' 패딩(padding), 풀링 없음)은 "
               f"훨씬 비쌉니다 -- 1단계에서 VGG16의 합성곱은 {flat_macs / pooled_macs:.0f}배였습니다.")
 
@@ -737,7 +737,7 @@ lesson.done(summary=[
     ("Depthwise, 1-D and 3-D convolutions are the engine's Conv2d in disguise, checked against scipy and NumPy.",
      "깊이별 합성곱, 1차원 합성곱, 3차원 합성곱은 모두 모습만 바꾼 엔진의 Conv2d이며, scipy와 NumPy로 확인했다."),
     ("U-Net's concatenation followed by a 1x1 conv is FCN's sum of scores; FCN-8s has fewer parameters than FCN-32s.",
-     "U-Net의 연결 뒤에 1x1 합성곱을 붙이면 FCN의 점수 합이 된다. FCN-8s는 FCN-32s보다 파라미터가 적다."),
+     "U-Net의 이어 붙이기 뒤에 1x1 합성곱을 붙이면 FCN의 점수 합이 된다. FCN-8s는 FCN-32s보다 파라미터가 적다."),
     ("A transposed conv trained from its bilinear start beats bilinear upsampling on unseen images.",
      "쌍선형에서 시작해 학습한 전치 합성곱은 처음 보는 이미지에서 쌍선형 업샘플링보다 낫다."),
     ("FCNHead's eval-mode BatchNorm folds into the conv before it; training changes parameters, never "
