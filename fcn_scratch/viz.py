@@ -102,8 +102,8 @@ def predictions_figure(images, masks, preds, class_names, path=None, *, max_rows
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         correct = np.mean((preds[i] == masks[i])[masks[i] != IGNORE_INDEX]) if (masks[i] != IGNORE_INDEX).any() else np.nan
-        _show(axes[i, 0], to_hwc(images[i]), words[0] if i == 0 else None)
-        _show(axes[i, 1], colorize(masks[i], K), words[1] if i == 0 else None)
+        _show(axes[i, 0], to_hwc(images[i]), "image" if i == 0 else None)
+        _show(axes[i, 1], colorize(masks[i], K), "ground truth" if i == 0 else None)
         _show(axes[i, 2], colorize(preds[i], K), "prediction" if i == 0 else None)
         axes[i, 2].set_xlabel(f"{100 * correct:.1f}% pixels right", fontsize=8)
     if title:
