@@ -34,8 +34,10 @@ from .kernels import numba_kernels, numpy_kernels
 from .layers import no_grad
 
 BATCH = 8
-# The tiny-FCN convolution shapes: (C_in, C_out, H=W)
-TINY_CONVS = [(3, 16, 64), (16, 32, 32), (32, 64, 16), (64, 128, 8), (128, 128, 4)]
+# Every distinct 3x3 convolution of the tiny FCN-8s on 64x64 images: (C_in, C_out, H=W)
+TINY_CONVS = [(3, 16, 64), (16, 16, 64), (16, 32, 32), (32, 32, 32), (32, 64, 16), (64, 64, 16), (64, 128, 8),
+              (128, 128, 8), (128, 128, 4)]
+KERNEL_SHAPES = [(3, 64), (16, 32), (32, 16), (64, 8)]  # (C, H=W) of the kernel rows
 TINY_NET = dict(widths=(16, 32, 64, 128, 128), convs_per_block=(2, 2, 2, 2, 2), fc_channels=256)
 TINY_CLASSES = 4
 GAP = 0.2  # seconds of idle before each timed block of a row against PyTorch
@@ -101,7 +103,7 @@ def bench_kernels(repeats):
     """Every Numba kernel beside its NumPy twin, on the tiny-FCN shapes."""
     rng = np.random.default_rng(0)
     out = []
-    for cin, _, s in TINY_CONVS[:4]:
+    for cin, s in KERNEL_SHAPES:
         x = rng.standard_normal((BATCH, cin, s, s)).astype(np.float32)
         conv = (3, 3, 1, 1, 1, 1, 1, 1, s, s)
         pool = (2, 2, 2, 2, 0, 0, 1, 1, s // 2, s // 2)
@@ -331,25 +333,36 @@ def _status_mib(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _memory_job(job: str, library: str) -> dict:
+def _memory_job(job: str, library: str, warm: bool = True) -> dict:
     """Run one job in this (fresh) process and report resident-set figures in MiB.
 
-    The peak is the kernel's high-water mark ``VmHWM``, reset to the current
-    resident set after imports and weights (``/proc/self/clear_refs``), so it
-    counts only the job. (``getrusage``'s ``ru_maxrss`` would not do: Linux
+    The peak is the kernel's high-water mark ``VmHWM``, reset
+    (``/proc/self/clear_refs``) to the current resident set before the job, so
+    it counts only the job. (``getrusage``'s ``ru_maxrss`` would not do: Linux
     carries it over ``execve`` from the parent process.)
+
+    Two figures. ``first_mib``: the first run after imports and weights, as a
+    fresh process meets it, one-time costs included (Numba loading its compiled
+    kernels, about 70 MiB; PyTorch's lazy initialisation; thread pools and
+    their allocator arenas). ``job_peak_mib``: the job itself, after one
+    warm-up run of the same code on a small input (2 images of 32x32, split
+    across the threads as the real step is) has paid those one-time costs; the
+    working memory that grows with batch and image size.
     """
 
     from .models import FCN8s
-    from .parallel import DataParallel
+    from .parallel import MIN_SHARD_PIXELS, DataParallel
 
     rng = np.random.default_rng(0)
     if job == "vgg_inference":
         classes, config, x = 21, {}, rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+        labels = None
     else:
         classes, config = TINY_CLASSES, TINY_NET
         x = rng.standard_normal((BATCH, 3, 64, 64)).astype(np.float32)
         labels = rng.integers(0, TINY_CLASSES, (BATCH, 64, 64))
+    small_x = np.ascontiguousarray(np.resize(x, (2, 3, 32, 32)))  # the warm-up input
+    small_labels = None if labels is None else np.ascontiguousarray(labels[:2, :32, :32])
     if library == "torch":  # only torch's model lives in this process, so neither reuses the other's memory
         import torch
 
@@ -357,52 +370,74 @@ def _memory_job(job: str, library: str) -> dict:
 
         torch.set_num_threads(os.cpu_count() or 1)
         twin = torch_ref.TorchFCN8s(classes, **config)
-        tx = torch.from_numpy(x)
         if job == "vgg_inference":
             twin.eval()
 
-            def run():
+            def run(x, labels):
                 with torch.no_grad():
-                    twin(tx)
+                    twin(torch.from_numpy(x))
         else:
             twin.train()
-            tl = torch.from_numpy(labels)
 
-            def run():
+            def run(x, labels):
                 twin.zero_grad(set_to_none=True)
-                torch.nn.functional.cross_entropy(twin(tx), tl, ignore_index=255).backward()
+                loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(labels),
+                                                         ignore_index=255)
+                loss.backward()
     else:
         model = FCN8s(classes, **config, seed=0)
+        stepper = DataParallel(model)  # the step fit() runs
         if job == "vgg_inference":
             model.eval()
 
-            def run():
+            def run(x, labels):
                 with no_grad():
                     model.forward(x)
         else:
-            stepper = DataParallel(model)  # the step fit() runs
-
-            def run():
+            def run(x, labels):
                 stepper.loss_and_grads(x, labels, input_grad=False)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current resident set
-    base = _status_mib("VmRSS")
-    run()
-    peak = _status_mib("VmHWM")
+
+    def measure(x, labels):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current resident set
+        base = _status_mib("VmRSS")
+        run(x, labels)
+        return base, _status_mib("VmHWM")
+
+    if warm:
+        before = _status_mib("VmRSS")
+        if library == "ours":  # split even these 2 small images, so the worker thread warms up too
+            stepper.min_shard_pixels = 1
+        run(small_x, small_labels)
+        if library == "ours":
+            stepper.min_shard_pixels = MIN_SHARD_PIXELS
+        base, peak = measure(x, labels)
+        return {"baseline_mib": base, "warmup_mib": base - before, "peak_mib": peak,
+                "job_peak_mib": max(0.0, peak - base)}
+    base, peak = measure(x, labels)
     return {"baseline_mib": base, "peak_mib": peak, "job_peak_mib": max(0.0, peak - base)}
 
 
 def bench_memory(torch_available: bool):
-    """Peak memory of each memory job, ours and torch's, each in a fresh process."""
+    """Peak memory of each memory job, ours and torch's, each in a fresh process, warmed up and cold.
+
+    Returns ``[(label, {library: figures})]``; a library's figures are those of
+    :func:`_memory_job` after a warm-up, plus ``first_mib``, the ``job_peak_mib``
+    of another fresh process that ran the job cold (one-time costs included).
+    """
+    def job_process(job, library, mode):
+        proc = subprocess.run([sys.executable, "-m", "fcn_scratch.bench", "--memory-job", job, library, mode],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory job {job}/{library}/{mode} failed:\n{proc.stderr}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
     out = []
     for job, label in _MEMORY_JOBS.items():
         figures = {}
         for library in ["ours"] + (["torch"] if torch_available else []):
-            proc = subprocess.run([sys.executable, "-m", "fcn_scratch.bench", "--memory-job", job, library],
-                                  capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise RuntimeError(f"memory job {job}/{library} failed:\n{proc.stderr}")
-            figures[library] = json.loads(proc.stdout.strip().splitlines()[-1])
+            figures[library] = job_process(job, library, "warm")
+            figures[library]["first_mib"] = job_process(job, library, "cold")["job_peak_mib"]
         out.append((label, figures))
     return out
 
@@ -455,6 +490,35 @@ def _format(results, peak):
     return "\n".join(lines)
 
 
+# The speed issue's targets: (name, limit on ours / PyTorch's, how to find the ratio among the results)
+TARGETS = (
+    ("training step (fit)", 1.0, lambda r: r.section == "model" and "as fit()" in r.case),
+    ("training step (one thread)", 1.3, lambda r: r.section == "model" and "one thread" in r.case),
+    ("VGG16-size inference 224x224", 1.0, lambda r: r.section == "model" and "inference" in r.case),
+    ("worst Conv2d fwd+bwd", 1.5, lambda r: r.case.startswith("Conv2d") and r.case.endswith("fwd+bwd")),
+)
+MEMORY_TARGET = ("peak memory of the training step", 1.5, "train_step")
+
+
+def check_targets(results, memory=()) -> list[dict]:
+    """``[{"name", "limit", "ratio", "held"}]`` for each target whose rows were measured against PyTorch.
+
+    A target over several rows (the convolutions) takes the worst ratio.
+    """
+    out = []
+    for name, limit, pick in TARGETS:
+        ratios = [r.ratio for r in results if pick(r) and r.ref_name == "torch" and r.ratio is not None
+                  and np.isfinite(r.ratio)]
+        if ratios:
+            out.append({"name": name, "limit": limit, "ratio": max(ratios), "held": max(ratios) <= limit})
+    name, limit, job = MEMORY_TARGET
+    for label, figures in memory:
+        if label == _MEMORY_JOBS[job] and "torch" in figures and figures["torch"]["job_peak_mib"] > 0:
+            ratio = figures["ours"]["job_peak_mib"] / figures["torch"]["job_peak_mib"]
+            out.append({"name": name, "limit": limit, "ratio": ratio, "held": ratio <= limit})
+    return out
+
+
 def geometric_mean(values):
     values = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
@@ -500,17 +564,22 @@ def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=
     memory = []
     if "memory" in sections:
         memory = bench_memory(torch is not None)
-        print_fn("-- peak memory (MiB above the process's resident set after imports and weights)")
+        print_fn("-- peak memory, MiB above the resident set before the job: after a warm-up run on 2x3x32x32 "
+                 "(first run of a fresh process, one-time loading included)")
         for label, figures in memory:
-            line = ", ".join(f"{lib} {f['job_peak_mib']:.0f} MiB (peak RSS {f['peak_mib']:.0f})"
-                             for lib, f in figures.items())
+            line = ", ".join(f"{lib} {f['job_peak_mib']:.0f} MiB ({f['first_mib']:.0f})" for lib, f in figures.items())
             print_fn(f"{label}: {line}")
+            if "torch" in figures and figures["torch"]["job_peak_mib"] > 0:
+                summary[f"{label} memory vs torch"] = figures["ours"]["job_peak_mib"] / figures["torch"]["job_peak_mib"]
     if cold_start:
         cs = bench_cold_start()
         summary["cold_start_s"], summary["warm_start_s"] = cs["cold"], cs["warm"]
         print_fn(f"-- start to first training step: cold {cs['cold']:.2f} s, warm {cs['warm']:.2f} s")
     for key, value in summary.items():
         print_fn(f"{key}: {value:.2f}")
+    targets = check_targets(results, memory)
+    for t in targets:
+        print_fn(f"target  {t['name']} <= {t['limit']:.1f}x: {t['ratio']:.2f}x  {'held' if t['held'] else 'MISSED'}")
     payload = {
         "gemm_peak_gflops": peak,
         "backend": kernels.get_backend(),
@@ -518,6 +587,7 @@ def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=
         "results": [asdict(r) | {"ratio": r.ratio} for r in results],
         "memory": {label: figures for label, figures in memory},
         "summary": summary,
+        "targets": targets,
     }
     if json_path:  # atomically: a reader never sees half a file (the CLI checked the folder before the run)
         from .atomic import write_atomic
@@ -529,7 +599,7 @@ def run(sections=("kernels", "layers", "model", "memory"), repeats=7, use_torch=
 
 
 if __name__ == "__main__":  # the peak-memory jobs run here, one per fresh process
-    if len(sys.argv) == 4 and sys.argv[1] == "--memory-job":
-        print(json.dumps(_memory_job(sys.argv[2], sys.argv[3])))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--memory-job" and sys.argv[4:] in ([], ["warm"], ["cold"]):
+        print(json.dumps(_memory_job(sys.argv[2], sys.argv[3], warm=sys.argv[4:] != ["cold"])))
     else:
-        sys.exit("usage: python -m fcn_scratch.bench --memory-job JOB ours|torch (use `fcn-scratch bench`)")
+        sys.exit("usage: python -m fcn_scratch.bench --memory-job JOB ours|torch [warm|cold] (use `fcn-scratch bench`)")

@@ -21,6 +21,7 @@ import contextlib
 
 import numpy as np
 
+from . import fastconv
 from . import functional as F
 from ._validate import check_array, check_grad, finite_scalar, float_dtype, need_cache, pair, positive_int
 from .init import default_uniform, fan_in, make_rng
@@ -51,6 +52,27 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
+_free_after_backward = False
+
+
+@contextlib.contextmanager
+def free_after_backward():
+    """Each layer drops its cache as soon as its ``backward`` has used it (as PyTorch frees its graph).
+
+    A training step then never holds the caches of the layers already
+    backpropagated through beside the gradients still to come, and nothing of
+    this step is left behind for the next one's forward to overlap with.
+    A second ``backward`` without a new ``forward`` raises ``ValueError`` here.
+    :class:`fcn_scratch.parallel.DataParallel` (so ``fit``) runs its steps inside it.
+    """
+    global _free_after_backward
+    previous, _free_after_backward = _free_after_backward, True
+    try:
+        yield
+    finally:
+        _free_after_backward = previous
+
+
 class Module:
     """Base class: parameter bookkeeping, state dicts, train/eval, ``__call__``."""
 
@@ -64,6 +86,13 @@ class Module:
     def _remember(self, cache):
         """Keep what ``backward`` needs, unless running under :func:`no_grad`."""
         self._cache = cache if _grad_enabled else None
+
+    def _take_cache(self):
+        """The cache for ``backward`` (a clear error if there is none); dropped here under :func:`free_after_backward`."""
+        cache = need_cache(self._cache, type(self).__name__)
+        if _free_after_backward:
+            self._cache = None
+        return cache
 
     # -- composition ---------------------------------------------------------
     def children(self) -> dict[str, "Module"]:
@@ -193,7 +222,10 @@ class Conv2d(WeightBiasLayer):
 
     def forward(self, x):
         check_array(x, "x", ndim=4, channels=self.in_channels, dtype=self.dtype)
-        if _grad_enabled:
+        self._fast = _grad_enabled and fastconv.enabled()
+        if self._fast:  # image by image through a reused workspace, caching x, not its columns; same numbers
+            y, cache = fastconv.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        elif _grad_enabled:
             y, cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
         else:  # no backward to come: unfold band by band, never the whole column matrix
             y, cache = F.conv2d_inference(x, self.weight, self.bias, self.stride, self.padding, self.dilation), None
@@ -203,9 +235,10 @@ class Conv2d(WeightBiasLayer):
 
     def backward(self, dy, input_grad=True):
         """``dy (N, C_out, Ho, Wo) -> dx (N, C_in, H, W)``; fills ``grads``. ``input_grad=False`` returns None for dx."""
-        cache = need_cache(self._cache, type(self).__name__)
+        cache = self._take_cache()
         check_grad(dy, "dy", self._out_shape, self.dtype)
-        dx, self.grads["weight"], db = F.conv2d_backward(dy, cache, input_grad)
+        backward = fastconv.conv2d_backward if self._fast else F.conv2d_backward
+        dx, self.grads["weight"], db = backward(dy, cache, input_grad)
         if "bias" in self.params:
             self.grads["bias"] = db
         return dx
@@ -253,7 +286,7 @@ class ConvTranspose2d(WeightBiasLayer):
         return y
 
     def backward(self, dy):
-        cache = need_cache(self._cache, type(self).__name__)
+        cache = self._take_cache()
         check_grad(dy, "dy", self._out_shape, self.dtype)
         dx, self.grads["weight"], db = F.conv_transpose2d_backward(dy, cache)
         if "bias" in self.params:
@@ -291,11 +324,11 @@ class MaxPool2d(Module):
                                        self.ceil_mode)
         self._remember(cache)
         self._out_shape, self._dtype = y.shape, y.dtype
-        self.indices = cache[1]
+        self.indices = cache[1] if self.return_indices else None  # else only the cache keeps them, while needed
         return (y, self.indices) if self.return_indices else y
 
     def backward(self, dy):
-        cache = need_cache(self._cache, type(self).__name__)
+        cache = self._take_cache()
         check_grad(dy, "dy", self._out_shape, self._dtype)
         return F.maxpool2d_backward(dy, cache)
 
@@ -304,19 +337,30 @@ class MaxPool2d(Module):
 
 
 class ReLU(Module):
-    """``y = max(x, 0)``; ``dx = dy * [x > 0]``. Any shape."""
+    """``y = max(x, 0)``; ``dx = dy * [x > 0]``. Any shape.
+
+    The layer keeps its output ``y`` rather than the mask ``[x > 0]`` (the same
+    as ``[y > 0]``): the next layer keeps ``y`` anyway, so the mask's memory is saved.
+    ``ReLU(inplace=True)``, as PyTorch's: ``forward`` overwrites ``x`` with ``y`` and
+    returns it, no new array; for an ``x`` nothing else reads afterwards (a
+    convolution's fresh output: the FCN models use it so).
+    """
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
 
     def forward(self, x):
         check_array(x, "x")
-        y, cache = F.relu_forward(x)
-        self._remember(cache)
+        y = np.maximum(x, 0, out=x) if self.inplace else np.maximum(x, 0)
+        self._remember(y)
         self._out_shape, self._dtype = y.shape, y.dtype
         return y
 
     def backward(self, dy):
-        cache = need_cache(self._cache, type(self).__name__)
+        y = self._take_cache()
         check_grad(dy, "dy", self._out_shape, self._dtype)
-        return F.relu_backward(dy, cache)
+        return F.relu_backward(dy, y > 0)
 
 
 class Dropout2d(Module):
@@ -341,7 +385,7 @@ class Dropout2d(Module):
         return y
 
     def backward(self, dy):
-        (mask,) = need_cache(self._cache, type(self).__name__)
+        (mask,) = self._take_cache()
         check_grad(dy, "dy", self._out_shape, self._dtype)
         return F.dropout2d_backward(dy, mask)
 
@@ -386,7 +430,7 @@ class SoftmaxCrossEntropy(Module):
         return loss
 
     def backward(self, dloss=1.0):
-        cache = need_cache(self._cache, type(self).__name__)
+        cache = self._take_cache()
         return F.softmax_cross_entropy_backward(cache, finite_scalar(dloss, "dloss"))
 
     def extra_repr(self):
@@ -412,7 +456,7 @@ class Crop(Module):
         return y
 
     def backward(self, dy):
-        cache = need_cache(self._cache, type(self).__name__)
+        cache = self._take_cache()
         check_grad(dy, "dy", self._out_shape, self._dtype)
         return F.crop_backward(dy, cache)
 
@@ -429,6 +473,6 @@ class Add(Module):
         return y
 
     def backward(self, dy):
-        need_cache(self._cache, type(self).__name__)
+        self._take_cache()
         check_grad(dy, "dy", self._out_shape, self._dtype)
         return F.add_backward(dy)

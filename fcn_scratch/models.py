@@ -160,7 +160,7 @@ class _FCN(Module):
             cout = self.widths[b - 1]
             for i in range(1, self.convs_per_block[b - 1] + 1):
                 setattr(self, f"conv{b}_{i}", self._he_conv(cin, cout, 3, 1))
-                setattr(self, f"relu{b}_{i}", ReLU())
+                setattr(self, f"relu{b}_{i}", ReLU(inplace=True))  # on the conv's fresh output
                 cin = cout
             setattr(self, f"pool{b}", MaxPool2d(2, stride=2, ceil_mode=True))
             if b in self.skips:  # the seed assigns score_pool{b}_fr right after pool{b}
@@ -168,10 +168,10 @@ class _FCN(Module):
 
         # fc6/fc7: the classifier's dense layers as 1x1 convolutions, so any input size works
         self.fc6 = self._he_conv(cin, self.fc_channels, 1, 0)
-        self.relu6 = ReLU()
+        self.relu6 = ReLU(inplace=True)
         self.drop6 = Dropout2d(dropout, rng=rng)
         self.fc7 = self._he_conv(self.fc_channels, self.fc_channels, 1, 0)
-        self.relu7 = ReLU()
+        self.relu7 = ReLU(inplace=True)
         self.drop7 = Dropout2d(dropout, rng=rng)
         self.score_fr = self._zero_conv(self.fc_channels, self.num_classes)
 

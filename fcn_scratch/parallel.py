@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .layers import Dropout2d, Module, SoftmaxCrossEntropy
+from .layers import Dropout2d, Module, SoftmaxCrossEntropy, free_after_backward
 
 
 def usable_cpus() -> int:
@@ -157,7 +157,8 @@ class DataParallel:
         pixels = x.shape[0] * int(np.prod(x.shape[2:]))
         bounds = shard_bounds(len(x), min(self.threads, max(1, pixels // max(1, self.min_shard_pixels))))
         if len(bounds) == 1:
-            return self._shard_step(0, x, labels, 1.0, input_grad)
+            with free_after_backward():  # each layer's cache goes as soon as its backward has used it
+                return self._shard_step(0, x, labels, 1.0, input_grad)
         ignore = self.criteria[0].ignore_index
         valid = [int(np.count_nonzero(labels[a:b] != ignore)) for a, b in bounds]
         total = sum(valid)
@@ -167,7 +168,7 @@ class DataParallel:
             replica.train(self.model.training)  # follow the model's train()/eval() switches
         if self._pool is None:  # started at the first split (again after close())
             self._pool = ThreadPoolExecutor(self.threads - 1)
-        with _one_blas_thread():
+        with _one_blas_thread(), free_after_backward():
             futures = [
                 self._pool.submit(self._shard_step, s, x[a:b], labels[a:b], weights[s], input_grad)
                 for s, (a, b) in enumerate(bounds[1:], start=1)

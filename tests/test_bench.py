@@ -61,3 +61,43 @@ def test_layer_and_model_rows_without_torch():
     steps = bench.bench_train_step(1, None)
     assert len(steps) == 2 and all(r.ours_ms > 0 and r.gflop > 0 for r in steps)
     assert "as fit()" in steps[0].case and "one thread" in steps[1].case
+
+
+def test_targets_take_the_worst_conv_and_say_held_or_missed():
+    R = bench.Result
+    results = [
+        R("layers", "Conv2d 3->16 64x64 fwd+bwd", 1.0, 1.0, "torch"),
+        R("layers", "Conv2d 16->16 64x64 fwd+bwd", 1.6, 1.0, "torch"),  # the worst: 1.6x
+        R("layers", "Conv2d 16->16 64x64 forward", 9.0, 1.0, "torch"),  # not a fwd+bwd row
+        R("model", "FCN-8s tiny training step, 8x3x64x64, as fit() (2 threads)", 0.9, 1.0, "torch"),
+        R("model", "  the same step in one thread (BLAS threads only)", 1.2, 1.0, "torch"),
+        R("model", "FCN-8s VGG16-size inference 1x3x224x224", 1.1, 1.0, "torch"),
+    ]
+    memory = [(bench._MEMORY_JOBS["train_step"], {"ours": {"job_peak_mib": 30.0}, "torch": {"job_peak_mib": 25.0}})]
+    got = {t["name"]: (t["limit"], round(t["ratio"], 6), t["held"]) for t in bench.check_targets(results, memory)}
+    assert got == {
+        "training step (fit)": (1.0, 0.9, True),
+        "training step (one thread)": (1.3, 1.2, True),
+        "VGG16-size inference 224x224": (1.0, 1.1, False),
+        "worst Conv2d fwd+bwd": (1.5, 1.6, False),
+        "peak memory of the training step": (1.5, 1.2, True),
+    }
+    assert bench.check_targets([R("layers", "Conv2d 3->16 64x64 fwd+bwd", 1.0)]) == []  # no torch: no targets
+
+
+def test_run_prints_a_line_per_target(monkeypatch):
+    fake = [bench.Result("model", "FCN-8s tiny training step, 8x3x64x64, as fit() (2 threads)", 1.12, 1.0, "torch")]
+    monkeypatch.setattr(bench, "bench_train_step", lambda repeats, torch: fake)
+    monkeypatch.setattr(bench, "bench_vgg_inference", lambda repeats, torch: [])
+    monkeypatch.setattr(bench, "gemm_peak", lambda: 100.0)
+    lines = []
+    payload = bench.run(("model",), repeats=1, use_torch=False, print_fn=lines.append)
+    assert "target  training step (fit) <= 1.0x: 1.12x  MISSED" in lines
+    assert payload["targets"] == [{"name": "training step (fit)", "limit": 1.0, "ratio": 1.12, "held": False}]
+
+
+def test_memory_job_warm_and_cold():
+    warm = bench._memory_job("train_step", "ours")
+    assert warm["warmup_mib"] >= 0 and warm["job_peak_mib"] >= 0 and warm["peak_mib"] >= warm["baseline_mib"]
+    cold = bench._memory_job("train_step", "ours", warm=False)
+    assert "warmup_mib" not in cold and cold["job_peak_mib"] >= 0

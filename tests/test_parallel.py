@@ -78,29 +78,62 @@ def test_replicas_share_the_parameter_arrays_so_an_update_reaches_all():
         np.testing.assert_array_equal(next(replica.named_parameters())[1], own[0])
 
 
-def test_dropout_differs_across_shards_and_repeats_with_the_seed():
+def _record_dropout_masks(monkeypatch):
+    """Record every dropout mask drawn, per thread (the layers drop their caches after backward)."""
+    import threading
+
+    from fcn_scratch import layers
+
+    masks, real = {}, layers.F.dropout2d_forward
+
+    def recording(x, p, training, rng):
+        y, mask = real(x, p, training, rng)
+        masks.setdefault(threading.get_ident(), []).append(mask)
+        return y, mask
+
+    monkeypatch.setattr(layers.F, "dropout2d_forward", recording)
+    return masks
+
+
+def test_dropout_differs_across_shards_and_repeats_with_the_seed(monkeypatch):
     rng = np.random.default_rng(4)
     x = np.repeat(rng.standard_normal((1, 3, 32, 32)), 2, axis=0)  # two identical images
     labels = np.repeat(rng.integers(0, 3, (1, 32, 32)), 2, axis=0)
     runs = []
     for _ in range(2):
+        masks = _record_dropout_masks(monkeypatch)
         model = _model(dropout_eval=False)
         dp = DataParallel(model, threads=2, min_shard_pixels=1)
         dp.loss_and_grads(x, labels)
         runs.append(model.grad_dict())
-        masks = [r.drop6._cache[0] for r in dp.replicas]
-        assert not np.array_equal(masks[0], masks[1])  # each shard draws its own channels
+        first = [drawn[0] for drawn in masks.values()]  # drop6's mask in each thread
+        assert len(first) == 2 and not np.array_equal(first[0], first[1])  # each shard draws its own channels
+        dp.close()
     for key in runs[0]:
         np.testing.assert_array_equal(runs[0][key], runs[1][key])
 
 
-def test_replicas_follow_train_and_eval():
+def test_replicas_follow_train_and_eval(monkeypatch):
     model = _model(dropout_eval=False)
     dp = DataParallel(model, threads=2, min_shard_pixels=1)
     model.eval()
+    masks = _record_dropout_masks(monkeypatch)
     rng = np.random.default_rng(5)
     dp.loss_and_grads(rng.standard_normal((2, 3, 16, 16)), rng.integers(0, 3, (2, 16, 16)))
-    assert dp.replicas[1].training is False and dp.replicas[1].drop6._cache[0] is None
+    assert dp.replicas[1].training is False
+    assert len(masks) == 2 and all(m is None for drawn in masks.values() for m in drawn)  # identity in eval
+
+
+def test_the_step_leaves_no_cache_behind():
+    """Each layer drops its cache once its backward has used it: nothing of a step outlives it."""
+    model = _model()
+    dp = DataParallel(model, threads=2, min_shard_pixels=1)
+    rng = np.random.default_rng(6)
+    dp.loss_and_grads(rng.standard_normal((2, 3, 16, 16)), rng.integers(0, 3, (2, 16, 16)))
+    for replica in dp.replicas:
+        assert all(m._cache is None for m in replica.modules())
+    model.forward(rng.standard_normal((1, 3, 16, 16)))  # outside the step a layer keeps its cache as before
+    assert model.conv1_1._cache is not None
 
 
 def test_blas_runs_one_thread_inside_the_step_only():
@@ -195,9 +228,9 @@ def test_small_batches_run_whole_in_the_calling_thread():
     rng = np.random.default_rng(8)
     labels = rng.integers(0, 3, (3, 16, 16))
     dp.loss_and_grads(rng.standard_normal((3, 3, 16, 16)), labels)
-    assert dp.replicas[1].conv1_1._cache is None  # 3 images of 16x16: one shard, the model's own
+    assert dp.replicas[1].conv1_1.grads["weight"] is None  # 3 images of 16x16: one shard, the model's own
     dp.loss_and_grads(rng.standard_normal((4, 3, 16, 16)), np.concatenate([labels, labels[:1]]))
-    assert dp.replicas[1].conv1_1._cache is not None  # 4 images: two shards of two
+    assert dp.replicas[1].conv1_1.grads["weight"] is not None  # 4 images: two shards of two
 
 
 def test_close_stops_the_workers_and_a_later_step_restarts_them():

@@ -12,6 +12,8 @@ make it read or write out of bounds, whoever calls it):
 
 * ``im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) -> cols (N, C*kh*kw, Ho*Wo)``
 * ``col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) -> x (N, C, H, W)``
+* ``im2col_into(x, cols, ...)``, ``col2im_into(cols, x, ...)``: the same, written into a
+  given array (a workspace reused between calls: no allocation, no page faults)
 * ``maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) -> (out, argmax)``
 * ``maxpool_backward(dout, argmax, H, W) -> dx (N, C, H, W)``
 
@@ -136,6 +138,41 @@ def col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     return _MODULES[_backend].col2im(_contig(cols), N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
 
 
+def _workspace(a, name, shape, dtype):
+    """``a`` must be a writeable C-contiguous array of exactly ``shape`` and ``dtype``: a kernel fills it blindly."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.shape != tuple(shape) or a.dtype != dtype:
+        raise ValueError(f"{name} must have shape {tuple(shape)} and dtype {dtype}, got {a.shape} {a.dtype}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    return a
+
+
+def im2col_into(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """:func:`im2col` into a given ``cols (N, C*kh*kw, Ho*Wo)`` of ``x``'s dtype (a reused workspace); returns ``cols``."""
+    _floats(x, "x", 4)
+    _geometry(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    N, C = x.shape[:2]
+    _workspace(cols, "cols", (N, _elements(C, kh, kw), _elements(Ho, Wo)), x.dtype)
+    _MODULES[_backend].im2col_into(_contig(x), cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    return cols
+
+
+def col2im_into(cols, x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """:func:`col2im` into a given ``x (N, C, H, W)`` of ``cols``' dtype (overwritten); returns ``x``."""
+    _floats(cols, "cols", 3)
+    _floats(x, "x", 4)
+    _geometry(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    N, C = x.shape[:2]
+    _workspace(x, "x", x.shape, cols.dtype)
+    expected = (N, C * kh * kw, Ho * Wo)
+    if cols.shape != expected:  # the kernel reads cols by these sizes: a smaller array would be overrun
+        raise ValueError(f"cols must have shape (N, C*kh*kw, Ho*Wo) = {expected}, got {cols.shape}")
+    _MODULES[_backend].col2im_into(_contig(cols), x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    return x
+
+
 def _pool_extent(size, k, s, p, d):
     """Largest output length whose windows all start inside the input or its left padding (ceil mode).
 
@@ -208,6 +245,8 @@ __all__ = [
     "use_backend",
     "im2col",
     "col2im",
+    "im2col_into",
+    "col2im_into",
     "maxpool_forward",
     "maxpool_backward",
 ]

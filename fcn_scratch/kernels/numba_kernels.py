@@ -90,10 +90,17 @@ def im2col_py(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     """
     N, C, H, W = x.shape
     cols = np.empty((N, C * kh * kw, Ho * Wo), dtype=x.dtype)
+    im2col_into(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    return cols
+
+
+def im2col_into_py(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """:func:`im2col_py` writing into a given ``cols (N, C*kh*kw, Ho*Wo)`` (a reused workspace) instead of a new array."""
+    N, C, H, W = x.shape
     xf, cf = x.reshape(-1), cols.reshape(-1)  # flat views, no copies
     if sh == 1 and sw == 1 and dh == 1 and dw == 1 and Wo == W:
         _im2col_same_width(xf, cf, N * C, H, W, kh, kw, ph, pw, Ho)
-        return cols
+        return
     for nc in prange(N * C):
         for i in range(kh):
             for j in range(kw):
@@ -109,7 +116,6 @@ def im2col_py(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
                         _zero_row(cf, o, lo)
                         _copy_row(cf, o + lo, xf, (nc * H + h) * W + lo * sw + woff, hi - lo, sw)
                         _zero_row(cf, o + hi, Wo - hi)
-    return cols
 
 
 def _im2col_same_width(xf, cf, planes, H, W, kh, kw, ph, pw, Ho):
@@ -157,9 +163,17 @@ def col2im_py(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     The adjoint of :func:`im2col_py` (not its inverse): every column entry is
     added to the input pixel it was read from; reads from padding are dropped.
     """
-    x = np.zeros((N, C, H, W), dtype=cols.dtype)
+    x = np.empty((N, C, H, W), dtype=cols.dtype)
+    col2im_into(cols, x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+    return x
+
+
+def col2im_into_py(cols, x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """:func:`col2im_py` writing into a given ``x (N, C, H, W)`` (overwritten, not added to)."""
+    N, C, H, W = x.shape
     xf, cf = x.reshape(-1), cols.reshape(-1)
     for nc in prange(N * C):
+        _zero_row(xf, nc * H * W, H * W)  # each plane zeroed by the thread that sums into it
         for i in range(kh):
             for j in range(kw):
                 row_start = ((nc * kh + i) * kw + j) * Ho * Wo
@@ -169,7 +183,6 @@ def col2im_py(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
                     h = ho * sh + i * dh - ph
                     if 0 <= h < H:
                         _add_row(xf, (nc * H + h) * W + lo * sw + woff, cf, row_start + ho * Wo + lo, hi - lo, sw)
-    return x
 
 
 def _valid_taps(start, dilation, size, k):
@@ -291,6 +304,8 @@ _copy_row = _helper(_copy_row)
 _add_row = _helper(_add_row)
 _valid_taps = _helper(_valid_taps)
 _im2col_same_width = _helper(_im2col_same_width)
+im2col_into = _jit(im2col_into_py)
+col2im_into = _jit(col2im_into_py)
 im2col = _jit(im2col_py)
 col2im = _jit(col2im_py)
 maxpool_forward_any = _jit(maxpool_forward_py)

@@ -44,6 +44,11 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     return _window_view(xp, kh, kw, sh, sw, dh, dw, Ho, Wo).reshape(N, C * kh * kw, Ho * Wo)
 
 
+def im2col_into(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """:func:`im2col` written into ``cols (N, C*kh*kw, Ho*Wo)``."""
+    cols[...] = im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+
+
 def _tap_indices(H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     """Input row/column of every (tap, output pixel) as ``(kh, 1, Ho, 1)`` and ``(1, kw, 1, Wo)`` grids."""
     h = (np.arange(Ho) * sh)[None, :] + (np.arange(kh) * dh)[:, None] - ph  # (kh, Ho)
@@ -63,6 +68,12 @@ def col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
     c_idx = np.arange(C)[None, :, None]
     np.add.at(x, (n_idx, c_idx, flat[None, None, :]), vals)
     return x.reshape(N, C, H, W)
+
+
+def col2im_into(cols, x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """:func:`col2im` written into ``x (N, C, H, W)`` (overwritten)."""
+    N, C, H, W = x.shape
+    x[...] = col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
 
 
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
