@@ -580,7 +580,9 @@ lesson.close(np.concatenate([[step_two[0]], *(g.ravel() for g in step_two[1].val
 # %%
 lesson.step("Inference needs no column matrix: unfold a band of rows at a time",
             ko="추론(inference)에는 열 행렬이 필요 없다: 행을 띠 하나씩 펼친다")
-# Training keeps every layer's column matrix for the backward pass (dW = cols dY^T). Inference has no backward,
+# conv2d_forward keeps every layer's column matrix for the backward pass (dW = cols dY^T); the Conv2d layer
+# trains through fcn_scratch.fastconv instead, which keeps x and unfolds it again in backward, a chunk of
+# images at a time, to save that memory. Inference has no backward,
 # so Conv2d.forward under no_grad() calls conv2d_inference: per image, a band of output rows is unfolded into a
 # small column block and its GEMM runs at once, while the block is still in the CPU cache: the bytes im2col just
 # wrote are read back from the cache instead of from main memory. (~4 MiB: small enough to stay cached, big
