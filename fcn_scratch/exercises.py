@@ -543,7 +543,7 @@ def _col2im_checks():
               case(5, 7, 3, 3, 1, 1, 1, 1, 1, 1), TOL_EXACT,
               ("taps that read the zero padding have no pixel to go back to: skip them (or scatter into a padded "
                "array, then cut the padding off).",
-               "0 패딩을 읽은 탭은 돌아갈 픽셀이 없으니 건너뛰세요 (또는 패딩한 배열에 흩뿌린 뒤 패딩을 "
+               "0 패딩을 읽은 탭은 돌아갈 픽셀이 없으니 건너뛰세요 (또는 패딩한 배열에 흩뿌리기(scatter)를 한 뒤 패딩을 "
                "잘라 내세요).")),
         Check("stride_dilation", ("3x2 kernel, stride (2, 1), padding (1, 2), dilation (2, 3), x (2, 3, 9, 8)",
                                   "3x2 커널, 스트라이드 (2, 1), 패딩 (1, 2), 팽창 (2, 3), x (2, 3, 9, 8)"),
@@ -690,7 +690,7 @@ def _conv_backward_checks():
               _conv_backward_grads_run((2, 2, 9, 8), 3, 3, dict(stride=(2, 3), padding=(1, 0))), TOL_EXACT,
               ("with a stride, dx must scatter with that stride (col2im with the forward's geometry); the pixels "
                "no window read get 0.",
-               "스트라이드가 있으면 dx도 그 스트라이드로 흩뿌려야 합니다 (순전파의 설정값으로 col2im). 어느 윈도우도 "
+               "스트라이드가 있으면 dx도 그 스트라이드로 흩뿌리기(scatter)를 해야 합니다 (순전파의 설정값으로 col2im). 어느 윈도우도 "
                "읽지 않은 픽셀은 0입니다.")),
         Check("grads_dilation", ("dx, dweight, dbias: 3x2 kernel, padding (2, 1), dilation (2, 1), x (1, 3, 8, 7)",
                                  "dx, dweight, dbias: 3x2 커널, 패딩 (2, 1), 팽창 (2, 1), x (1, 3, 8, 7)"),
