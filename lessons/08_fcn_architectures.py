@@ -65,11 +65,10 @@ from _common import Lesson, pad  # first: puts the repo on sys.path, picks a hea
 from fractions import Fraction
 
 import matplotlib.pyplot as plt
-import numba
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from fcn_scratch import gradcheck, kernels
+from fcn_scratch import gradcheck
 from fcn_scratch.functional import (conv2d_forward, conv_output_size, conv_transpose2d_forward,
                                     conv_transpose_output_size, crop_forward, pool_output_size)
 from fcn_scratch.init import bilinear_weight
@@ -79,11 +78,7 @@ from fcn_scratch.upsample import BilinearUpsample
 
 lesson = Lesson("08_fcn_architectures", "FCN-32s, FCN-16s, FCN-8s: shapes, skips, crops, gradient check",
                 ko="FCN-32s, FCN-16s, FCN-8s: 모양, 스킵 연결, 크롭, 기울기 검사")
-if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
-    # NUMBA_DISABLE_JIT=1 turns the Numba kernels into plain Python loops: minutes for the 224x224 passes.
-    kernels.set_backend("numpy")
-    lesson.say("NUMBA_DISABLE_JIT=1: running on the NumPy twins of the kernels instead (same numbers, lesson 10)",
-               ko="NUMBA_DISABLE_JIT=1: 대신 커널(kernel)의 NumPy 쌍둥이 구현으로 실행합니다 (수치는 같습니다, 레슨 10 참고)")
+lesson.avoid_interpreted_kernels()  # under NUMBA_DISABLE_JIT=1 the 224x224 passes would take minutes in plain Python
 rng = np.random.default_rng(8)
 K = 5  # classes of the toy task (background + 4 shapes)
 

@@ -75,10 +75,8 @@ from _common import Lesson, draw_matrix, text_width  # noqa: E402  (puts the rep
 import time  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fcn_scratch import kernels  # noqa: E402
 from fcn_scratch.data import CLASS_NAMES, IGNORE_INDEX, to_hwc, toy_shapes  # noqa: E402
 from fcn_scratch.metrics import confusion_matrix, scores  # noqa: E402
 from fcn_scratch.models import FCN8s, FCN16s, FCN32s, pooled_sizes  # noqa: E402
@@ -89,11 +87,7 @@ lesson = Lesson("09_training_and_metrics", "Training FCN-32s/16s/8s on toy shape
                 ko="토이 도형으로 FCN-32s/16s/8s 학습하기, 픽셀 정확도와 평균 IoU")
 lesson.say(f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']} (set it yourself to override)",
            ko=f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']} (바꾸려면 직접 설정하세요)")
-if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
-    # NUMBA_DISABLE_JIT=1 turns the Numba kernels into plain Python loops: hours for this training.
-    kernels.set_backend("numpy")
-    lesson.say("NUMBA_DISABLE_JIT=1: training on the NumPy twins of the kernels instead (same numbers, lesson 10)",
-               ko="NUMBA_DISABLE_JIT=1: 대신 커널(kernel)의 NumPy 쌍둥이 구현으로 학습합니다 (수치는 같습니다, 레슨 10 참고)")
+lesson.avoid_interpreted_kernels()  # under NUMBA_DISABLE_JIT=1 this training would take hours in plain Python
 K = len(CLASS_NAMES)
 SIZE, N_TRAIN, N_VAL = 64, 128, 48  # 64: FCN-32s gets a 2x2 score map (at 32 it is 1x1, see step 6)
 EPOCHS, BATCH, LR = 12, 8, 5e-3

@@ -82,12 +82,10 @@ from _common import Lesson, pad, text_width  # first: puts the repo on sys.path,
 
 
 import matplotlib.pyplot as plt
-import numba
 import numpy as np
 from matplotlib.patches import Rectangle
 from scipy import ndimage, signal
 
-from fcn_scratch import kernels
 from fcn_scratch.data import denormalize, toy_shapes
 from fcn_scratch.functional import conv2d_forward
 from fcn_scratch.init import bilinear_weight
@@ -100,11 +98,7 @@ from fcn_scratch.upsample import BilinearUpsample, NearestUpsample
 lesson = Lesson("12_receptive_fields_and_architectures",
                 "Receptive fields and architecture choices: what a convolution sees, and the designs built on it",
                 ko="수용 영역과 구조 선택: 합성곱이 보는 범위, 그리고 그 위에 세운 설계")
-if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
-    # NUMBA_DISABLE_JIT=1 turns the Numba kernels into plain Python loops: minutes for step 6's big layer.
-    kernels.set_backend("numpy")
-    lesson.say("NUMBA_DISABLE_JIT=1: running on the NumPy twins of the kernels instead (same numbers, lesson 10)",
-               ko="NUMBA_DISABLE_JIT=1: 대신 커널(kernel)의 NumPy 쌍둥이 구현으로 실행합니다 (수치는 같습니다, 레슨 10 참고)")
+lesson.avoid_interpreted_kernels()  # under NUMBA_DISABLE_JIT=1 step 6's big layer would take minutes in plain Python
 rng = np.random.default_rng(12)
 f64 = dict(dtype=np.float64)
 

@@ -135,6 +135,19 @@ class Lesson:
         """Print one narration line (``en``, or ``ko`` under ``--lang ko``)."""
         print(self.tr(en, ko=ko))
 
+    def avoid_interpreted_kernels(self):
+        """Under ``NUMBA_DISABLE_JIT=1`` the Numba kernels run as plain Python loops (minutes to hours for
+        the lessons that train or run big layers): switch to their NumPy twins, which give the same
+        numbers (lesson 10), and say so. Does nothing otherwise."""
+        import numba
+
+        from fcn_scratch import kernels
+
+        if numba.config.DISABLE_JIT and kernels.get_backend() == "numba":
+            kernels.set_backend("numpy")
+            self.say("NUMBA_DISABLE_JIT=1: running on the NumPy twins of the kernels instead (same numbers, lesson 10)",
+                     ko="NUMBA_DISABLE_JIT=1: 대신 커널(kernel)의 NumPy 쌍둥이 구현으로 실행합니다 (수치는 같습니다, 레슨 10 참고)")
+
     def label(self, en: str, ko: str | None = None) -> str:
         """A text drawn in a figure (title, axis label, legend, caption): like :meth:`tr`, but English
         when no Hangul font was found (the Korean text is still required)."""

@@ -298,3 +298,18 @@ def test_framework_in_a_notebook_takes_no_flags_and_saves_nothing(monkeypatch, t
         import matplotlib.pyplot as plt
 
         plt.close("all")
+
+
+def test_framework_avoids_interpreted_kernels_only_without_jit(common, monkeypatch, capsys):
+    import numba
+
+    from fcn_scratch import kernels
+
+    lesson = common.Lesson("99_demo", "demo", argv=["--no-figures"])
+    with kernels.use_backend("numba"):
+        monkeypatch.setattr(numba.config, "DISABLE_JIT", False)
+        lesson.avoid_interpreted_kernels()
+        assert kernels.get_backend() == "numba" and "NUMBA_DISABLE_JIT" not in capsys.readouterr().out
+        monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+        lesson.avoid_interpreted_kernels()
+        assert kernels.get_backend() == "numpy" and "NumPy twins" in capsys.readouterr().out
