@@ -33,6 +33,21 @@ def test_banded_inference_equals_the_full_forward(case, band_bytes, backend, rng
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("images", [1, 2, 4])  # whole images per band; 5 images leave a short last band
+def test_small_images_go_a_few_whole_images_per_band(images, backend, monkeypatch, rng):
+    C, Fo, H, W = 3, 4, 6, 5
+    x = rng.standard_normal((5, C, H, W))
+    w = rng.standard_normal((Fo, C, 3, 3))
+    b = rng.standard_normal(Fo)
+    one_image = C * 9 * H * W * x.itemsize  # the columns of one image
+    unfolded = []
+    real = F.kernels.im2col
+    monkeypatch.setattr(F.kernels, "im2col", lambda x, *g: unfolded.append(len(x)) or real(x, *g))
+    got = F.conv2d_inference(x, w, b, 1, 1, band_bytes=images * one_image)
+    assert unfolded == [min(images, 5 - a) for a in range(0, 5, images)]  # never the whole batch at once
+    np.testing.assert_allclose(got, F.conv2d_forward(x, w, b, 1, 1)[0], rtol=1e-12, atol=1e-12)
+
+
 def test_banded_inference_float32_and_a_plain_1x1(rng):
     x = rng.standard_normal((2, 5, 12, 13)).astype(np.float32)
     for k, p in ((3, 1), (1, 0)):
