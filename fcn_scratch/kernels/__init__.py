@@ -16,6 +16,8 @@ make it read or write out of bounds, whoever calls it):
   given array (a workspace reused between calls: no allocation, no page faults)
 * ``maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) -> (out, argmax)``
 * ``maxpool_backward(dout, argmax, H, W) -> dx (N, C, H, W)``
+* ``adam_update(param, grad, m, v, lr, beta1, beta2, eps, t)``: one Adam step, in place on
+  ``param``, ``m`` and ``v`` (any shape, all alike)
 
 Checked here: arrays are float32/float64 ``(N, C, H, W)`` (``argmax`` an integer
 array of ``dout``'s shape), sizes are ints, kernel/stride/dilation >= 1,
@@ -238,6 +240,34 @@ def maxpool_backward(dout, argmax, H, W):
     return _MODULES[_backend].maxpool_backward(_contig(dout), argmax, H, W)
 
 
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
+    """One Adam step in place: ``m``, ``v`` updated, then ``param -= lr m_hat / (sqrt(v_hat) + eps)``.
+
+    ``param``, ``grad``, ``m``, ``v``: C-contiguous float32 or float64 arrays of one shape
+    and dtype (``grad`` is made so if it is not); ``t`` the step count after this step
+    (>= 1), for the bias corrections ``m_hat = m / (1 - beta1^t)``, ``v_hat = v / (1 - beta2^t)``.
+    The scalars are rounded to the arrays' dtype first, so both backends do every
+    operation in that dtype, in the same order: the same bits.
+    """
+    for name, a in (("param", param), ("m", m), ("v", v)):
+        if not isinstance(a, np.ndarray) or a.dtype not in _FLOATS or not a.flags.c_contiguous:
+            raise TypeError(f"{name} must be a C-contiguous float32 or float64 array, got "
+                            f"{getattr(a, 'dtype', type(a).__name__)}")
+        if a.shape != param.shape or a.dtype != param.dtype:
+            raise ValueError(f"{name} must have param's shape {param.shape} and dtype {param.dtype}, "
+                             f"got {a.shape} {a.dtype}")
+    if not isinstance(grad, np.ndarray) or grad.shape != param.shape:
+        raise ValueError(f"grad must be an array of param's shape {param.shape}, got "
+                         f"{getattr(grad, 'shape', type(grad).__name__)}")
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 1:
+        raise ValueError(f"t must be an int >= 1, got {t!r}")
+    grad = np.ascontiguousarray(grad, dtype=param.dtype)
+    f = param.dtype.type
+    _MODULES[_backend].adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), f(lr),
+                                   f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(1 - beta1**t), f(1 - beta2**t),
+                                   f(eps))
+
+
 __all__ = [
     "BACKENDS",
     "get_backend",
@@ -249,4 +279,5 @@ __all__ = [
     "col2im_into",
     "maxpool_forward",
     "maxpool_backward",
+    "adam_update",
 ]

