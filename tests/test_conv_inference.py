@@ -48,6 +48,19 @@ def test_small_images_go_a_few_whole_images_per_band(images, backend, monkeypatc
     np.testing.assert_allclose(got, F.conv2d_forward(x, w, b, 1, 1)[0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("N", [1, 3])
+def test_a_large_image_is_cut_into_bands_of_rows(N, backend, monkeypatch, rng):
+    x = rng.standard_normal((N, 2, 12, 7))
+    w = rng.standard_normal((3, 2, 3, 3))
+    unfolded = []
+    real = F.kernels.im2col
+    monkeypatch.setattr(F.kernels, "im2col", lambda x, *g: unfolded.append(x.shape) or real(x, *g))
+    row_bytes = 2 * 9 * 7 * x.itemsize  # the columns of one output row
+    got = F.conv2d_inference(x, w, None, 1, 1, band_bytes=5 * row_bytes)  # 5 rows a band: 5 + 5 + 2
+    assert len(unfolded) == 3 * N and all(shape[0] == 1 for shape in unfolded)
+    np.testing.assert_allclose(got, F.conv2d_forward(x, w, None, 1, 1)[0], rtol=1e-12, atol=1e-12)
+
+
 def test_banded_inference_float32_and_a_plain_1x1(rng):
     x = rng.standard_normal((2, 5, 12, 13)).astype(np.float32)
     for k, p in ((3, 1), (1, 0)):
