@@ -146,7 +146,10 @@ def conv2d_inference(x, weight, bias=None, stride=1, padding=0, dilation=1, band
     y = np.empty((N, F, Ho * Wo), dtype=x.dtype)
     if rows >= Ho:  # small images: a band is a few whole images
         for a in range(0, N, images):
-            np.matmul(w2, kernels.im2col(x[a : a + images], *geom), out=y[a : a + images])
+            band = y[a : a + images]
+            np.matmul(w2, kernels.im2col(x[a : a + images], *geom), out=band)
+            if bias is not None:
+                band += bias[:, None]  # while the band is still in cache: no second pass over y
     else:
         for n in range(N):
             for r0 in range(0, Ho, rows):
@@ -154,9 +157,10 @@ def conv2d_inference(x, weight, bias=None, stride=1, padding=0, dilation=1, band
                 top = r0 * sh - ph  # input row under the band's first tap; < 0 means padding
                 lo, hi = max(0, top), min(H, (r1 - 1) * sh - ph + dh * (kh - 1) + 1)
                 cols = kernels.im2col(x[n : n + 1, :, lo:hi], kh, kw, sh, sw, lo - top, pw, dh, dw, r1 - r0, Wo)
-                np.matmul(w2, cols[0], out=y[n, :, r0 * Wo : r1 * Wo])
-    if bias is not None:
-        y += bias[None, :, None]
+                band = y[n, :, r0 * Wo : r1 * Wo]
+                np.matmul(w2, cols[0], out=band)
+                if bias is not None:
+                    band += bias[:, None]
     return y.reshape(N, F, Ho, Wo)
 
 
