@@ -231,6 +231,20 @@ def _conv_grads_naive(x, w, dy, s, p, d):
     return dx, dw, dy.sum(axis=(0, 2, 3))
 
 
+@pytest.mark.parametrize("hw", [(8, 8), (8, 9), (4, 4), (1, 1)])  # 64 output pixels and less: one GEMM for dW
+def test_conv_weight_gradient_on_both_sides_of_the_batch_wide_gemm(hw, backend, rng):
+    """``conv2d_backward`` computes dW with one GEMM over the batch for maps of at most 64 pixels,
+    per image above; both against the naive loops, with three images so the batch really mixes."""
+    x = rng.standard_normal((3, 4, *hw))
+    w = rng.standard_normal((5, 4, 3, 3))
+    y, cache = F.conv2d_forward(x, w, rng.standard_normal(5), 1, 1)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = F.conv2d_backward(dy, cache)
+    for got, want in zip((dx, dw, db), _conv_grads_naive(x, w, dy, 1, 1, 1)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert dw.flags.c_contiguous and dw.shape == w.shape
+
+
 @pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=str)
 def test_conv_backward_is_conv_transpose(cfg, backend, rng):
     """The input gradient of a convolution *is* a transposed convolution of dy with the same weight.
