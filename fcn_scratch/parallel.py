@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .layers import Dropout2d, Module, SoftmaxCrossEntropy, free_after_backward
+from .layers import Dropout2d, Module, SoftmaxCrossEntropy, free_after_backward, no_grad
 
 
 def usable_cpus() -> int:
@@ -182,6 +182,33 @@ class DataParallel:
                     if grad is not None:
                         mine.grads[key] = mine.grads[key] + grad
         return float(sum(w * loss for w, loss in zip(weights, losses)))
+
+    def infer(self, x):
+        """The model's output for ``x (B, C, H, W)`` under :func:`~fcn_scratch.layers.no_grad`, the batch
+        split across the threads as a training step splits it (each replica in the model's train/eval mode).
+
+        Same numbers as ``model.forward(x)`` under ``no_grad()``: no layer mixes images.
+        ``fit`` scores its validation set each epoch through it (both cores instead of one).
+        """
+        if not isinstance(x, np.ndarray) or x.ndim != 4:
+            raise ValueError(f"x must be an array (B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+        bounds = shard_bounds(len(x), min(self.threads, max(1, x.shape[0] * int(np.prod(x.shape[2:]))
+                                                               // max(1, self.min_shard_pixels))))
+        if len(bounds) == 1:
+            with no_grad():
+                return self.model.forward(x)
+        for replica in self.replicas[1:]:
+            replica.train(self.model.training)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1)
+        with _one_blas_thread(), no_grad():
+            futures = [self._pool.submit(self.replicas[s].forward, x[a:b]) for s, (a, b) in enumerate(bounds[1:], 1)]
+            try:
+                first = self.model.forward(x[bounds[0][0] : bounds[0][1]])
+            finally:
+                for f in futures:  # wait for every shard before BLAS's thread count is restored
+                    f.exception()
+            return np.concatenate([first] + [f.result() for f in futures])
 
     def close(self, wait: bool = True) -> None:
         """Stop the worker threads (also done, without waiting, when the object is collected).

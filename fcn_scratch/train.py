@@ -226,9 +226,10 @@ class ArrayData:
     def head(self, n) -> "ArrayData":
         return ArrayData(self.images[:n], self.masks[:n])
 
-    def scores_and_loss(self, model, num_classes, ignore_index, batch_size):
-        """``(evaluate's scores, mean cross-entropy over the non-ignored pixels)``."""
-        return _scores_and_loss(model, self.images, self.masks, batch_size, num_classes, ignore_index)
+    def scores_and_loss(self, model, num_classes, ignore_index, batch_size, forward=None):
+        """``(evaluate's scores, mean cross-entropy over the non-ignored pixels)``; ``forward`` replaces
+        ``model.forward`` (``DataParallel.infer``: the batches split across the threads)."""
+        return _scores_and_loss(model, self.images, self.masks, batch_size, num_classes, ignore_index, forward)
 
     def examples(self, model, n):
         """The first ``n`` images, masks and the model's predictions, as ``(n, C, H, W)``, ``(n, H, W)`` arrays."""
@@ -303,8 +304,10 @@ class DatasetData:
     def head(self, n) -> "DatasetData":
         return DatasetData(_Head(self.dataset, n), crop=self.crop, flip=self.flip)
 
-    def scores_and_loss(self, model, num_classes, ignore_index, batch_size):
+    def scores_and_loss(self, model, num_classes, ignore_index, batch_size, forward=None):
         from .voc import evaluate_dataset
+
+        # ``forward`` unused: images of their own sizes go one at a time, nothing to split
 
         scores = evaluate_dataset(model, self.dataset, ignore_index=ignore_index, with_loss=True)
         return scores, scores.pop("loss")
@@ -562,7 +565,7 @@ def fit_data(model, data, *, epochs, batch_size, lr, seed, val=None,
         # epoch end: healthy only if these weights also give a finite loss under the limit on held-out data
         where = it
         try:
-            scores, check_loss = check.scores_and_loss(model, K, ignore_index, eval_batch_size)
+            scores, check_loss = check.scores_and_loss(model, K, ignore_index, eval_batch_size, stepper.infer)
         except ValueError as exc:
             if "NaN or inf" not in str(exc):
                 raise
@@ -630,8 +633,11 @@ def fit_data(model, data, *, epochs, batch_size, lr, seed, val=None,
 # --------------------------------------------------------------------------- evaluate / predict
 
 
-def _scores_and_loss(model, images, masks, batch_size, num_classes, ignore_index):
-    """``evaluate``'s scores and the mean cross-entropy over the non-ignored pixels, in one pass."""
+def _scores_and_loss(model, images, masks, batch_size, num_classes, ignore_index, forward=None):
+    """``evaluate``'s scores and the mean cross-entropy over the non-ignored pixels, in one pass.
+
+    ``forward(x) -> logits`` defaults to ``model.forward`` (run in eval mode, under ``no_grad``)."""
+    forward = model.forward if forward is None else forward
     cm = ConfusionMatrix(num_classes, ignore_index)
     criterion = SoftmaxCrossEntropy(ignore_index)
     loss_sum, valid = 0.0, 0
@@ -641,7 +647,7 @@ def _scores_and_loss(model, images, masks, batch_size, num_classes, ignore_index
         for start in range(0, len(images), batch_size):
             y = masks[start : start + batch_size]
             with no_grad():
-                logits = model.forward(images[start : start + batch_size])
+                logits = forward(images[start : start + batch_size])
                 n = int(np.count_nonzero(y != ignore_index))
                 loss_sum += criterion.forward(logits, y) * n
             valid += n

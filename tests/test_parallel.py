@@ -250,3 +250,43 @@ def test_modules_walks_every_layer_once_in_assignment_order():
     mods = list(model.modules())
     assert mods[0] is model and mods[1] is model.conv1_1
     assert len(mods) == len({id(m) for m in mods}) == 1 + len(model.children())
+
+
+@pytest.mark.parametrize("batch", [1, 3, 5])
+def test_infer_splits_the_batch_and_gives_the_models_output(batch, rng):
+    model = _model(3, dropout_eval=False)  # in train mode: infer must follow the model's eval() below
+    x = rng.standard_normal((batch, 3, 16, 16))
+    dp = DataParallel(model, threads=2, min_shard_pixels=1)
+    model.eval()
+    seen = []
+    for replica in dp.replicas:
+        real = replica.forward
+        replica.forward = lambda x, real=real: seen.append(len(x)) or real(x)
+    from fcn_scratch.layers import no_grad
+
+    with no_grad():
+        want = FCN8s.forward(model, x)
+    got = dp.infer(x)
+    assert sorted(seen) == sorted(b - a for a, b in shard_bounds(batch, 2))  # one shard per thread, all used
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    used = dp.replicas[: len(shard_bounds(batch, 2))]
+    assert all(not r.training for r in used)  # each replica that ran did so in the model's eval mode
+    assert model.conv1_1._cache is None  # no_grad: nothing kept for a backward pass
+    dp.close()
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        dp.infer(x[0])
+
+
+def test_infer_of_a_small_batch_runs_in_the_calling_thread(rng):
+    model = _model(4)
+    dp = DataParallel(model, threads=2)  # 2 images of 16x16: under MIN_SHARD_PIXELS, no split
+    x = rng.standard_normal((2, 3, 16, 16))
+    calls = []
+    real = dp.replicas[1].forward
+    dp.replicas[1].forward = lambda x: calls.append(1) or real(x)
+    got = dp.infer(x)
+    assert calls == [] and dp._pool is None
+    from fcn_scratch.layers import no_grad
+
+    with no_grad():
+        np.testing.assert_array_equal(got, model.forward(x))
