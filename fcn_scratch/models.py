@@ -63,6 +63,7 @@ training (32s -> 16s -> 8s) copy the trained weights with :func:`transfer_weight
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -70,7 +71,19 @@ import numpy as np
 from . import functional as F
 from ._validate import check_array, check_grad, float_dtype, positive_int
 from .init import bilinear_weight, he_normal, make_rng
-from .layers import Add, Conv2d, ConvTranspose2d, Crop, Dropout2d, MaxPool2d, Module, ReLU, no_grad
+from .layers import Add, Conv2d, ConvTranspose2d, Crop, Dropout2d, MaxPool2d, Module, ReLU, input_checked, no_grad
+
+def _checks_its_input(forward):
+    """For a model's ``forward(x)``: ``x`` is checked there (``_check_input``, NaN/inf included), so the
+    layers inside skip scanning their own inputs for NaN/inf (:func:`fcn_scratch.layers.input_checked`)."""
+
+    @functools.wraps(forward)
+    def checked_once(self, x):
+        with input_checked():
+            return forward(self, x)
+
+    return checked_once
+
 
 N_BLOCKS = 5
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
@@ -322,6 +335,7 @@ class FCN32s(_FCN):
         self.upscore32 = self._bilinear_upsampler(64, 32, 16)
         self.crop_out = Crop()  # 32*ceil(H/32) rows -> H, top-left
 
+    @_checks_its_input
     def forward(self, x):
         H, W = self._check_input(x)
         h = self._block_forward(1, x)
@@ -364,6 +378,7 @@ class FCN16s(_FCN):
         self.add_pool4 = Add()
         self.crop_out = Crop()    # 16*ceil(H/16) -> H, top-left
 
+    @_checks_its_input
     def forward(self, x):
         H, W = self._check_input(x)
         h = self._block_forward(1, x)
@@ -416,6 +431,7 @@ class FCN8s(_FCN):
         self.add_pool3 = Add()
         self.crop_out = Crop()    # 8*ceil(H/8) -> H, top-left
 
+    @_checks_its_input
     def forward(self, x):
         H, W = self._check_input(x)
         h = self._block_forward(1, x)

@@ -501,3 +501,59 @@ def test_load_state_dict_errors_name_the_key():
     with pytest.raises(ValueError, match="conv1_1.weight"):
         model.load_state_dict(micro(FCN8s, widths=(3, 3, 4, 5, 6)).state_dict())
     np.testing.assert_array_equal(model.conv1_1.weight, state["conv1_1.weight"])  # nothing was written
+
+
+# --------------------------------------------------------------------------- NaN checks: once per model call
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_model_scans_its_input_once_and_its_layers_do_not_rescan(cls, monkeypatch):
+    """The model checks x for NaN/inf; the activations between its layers are not scanned again."""
+    import fcn_scratch._validate as validate
+    from fcn_scratch import layers
+    from fcn_scratch.layers import SoftmaxCrossEntropy
+
+    model = micro(cls)
+    x = np.random.default_rng(0).standard_normal((2, 3, 20, 20))
+    scanned = []
+    real = validate.check_array
+    monkeypatch.setattr(layers, "check_array", lambda a, name, **kw: scanned.append(kw.get("finite", True)) or real(a, name, **kw))
+    model.forward(x)
+    assert scanned and not any(scanned)  # every layer checked shapes and dtypes, none re-scanned the values
+    with pytest.raises(ValueError, match="x contains NaN or inf"):
+        model.forward(np.where(np.arange(20) == 3, np.nan, x))  # the model's own input: still scanned
+    # a NaN weight (set behind load_state_dict's back) flows to the logits, where the loss stops it
+    model.conv1_1.weight[0, 0, 0, 0] = np.nan
+    logits = model.forward(x)
+    assert np.isnan(logits).any()
+    with pytest.raises(ValueError, match="logits contains NaN or inf"):
+        SoftmaxCrossEntropy().forward(logits, np.zeros((2, 20, 20), dtype=np.int64))
+    # outside a model's forward, a layer scans its input again, in this thread and in any other
+    scanned.clear()
+    with pytest.raises(ValueError, match="x contains NaN or inf"):
+        model.conv2_1.forward(np.full((1, model.conv2_1.in_channels, 4, 4), np.nan))
+    assert scanned == [True]
+
+
+def test_the_skip_is_per_thread_and_ends_with_the_block():
+    import threading
+
+    from fcn_scratch.layers import ReLU, input_checked
+
+    bad = np.array([1.0, np.nan])
+    seen = {}
+    with input_checked():
+        ReLU().forward(bad)  # skipped here
+        t = threading.Thread(target=lambda: seen.setdefault("other", _raises(lambda: ReLU().forward(bad))))
+        t.start()
+        t.join()
+    assert seen["other"]  # another thread still scans
+    assert _raises(lambda: ReLU().forward(bad))  # and so does this one after the block
+
+
+def _raises(fn):
+    try:
+        fn()
+    except ValueError as exc:
+        return "NaN or inf" in str(exc)
+    return False
