@@ -145,6 +145,33 @@ class DataParallel:
             model.backward(criterion.backward(dloss))
         return loss
 
+    def _bounds(self, x):
+        """The shards of batch ``x``: one per thread, none under ``min_shard_pixels`` (then one in all)."""
+        pixels = x.shape[0] * int(np.prod(x.shape[2:]))
+        return shard_bounds(len(x), min(self.threads, max(1, pixels // max(1, self.min_shard_pixels))))
+
+    def _run_shards(self, run, bounds):
+        """``[run(s, a, b) for each shard s = (a, b)]``, shard 0 in this thread and the others in the pool, at once.
+
+        BLAS is held to one thread per call meanwhile, and every shard is waited for (even if one
+        raises) before that is undone. The replicas follow the model's train()/eval() switches.
+        A single shard simply runs here, on the model, BLAS left as it is.
+        """
+        if len(bounds) == 1:
+            return [run(0, *bounds[0])]
+        for replica in self.replicas[1:]:
+            replica.train(self.model.training)
+        if self._pool is None:  # started at the first split (again after close())
+            self._pool = ThreadPoolExecutor(self.threads - 1)
+        with _one_blas_thread():
+            futures = [self._pool.submit(run, s, a, b) for s, (a, b) in enumerate(bounds[1:], start=1)]
+            try:
+                first = run(0, *bounds[0])
+            finally:
+                for f in futures:
+                    f.exception()
+            return [first] + [f.result() for f in futures]
+
     def loss_and_grads(self, x, labels, input_grad: bool = True) -> float:
         """Forward + loss + backward of the batch; returns the batch's mean loss, fills ``model.grads``.
 
@@ -154,8 +181,7 @@ class DataParallel:
         if not isinstance(labels, np.ndarray) or not isinstance(x, np.ndarray) or len(labels) != len(x):
             raise ValueError(f"x and labels must be arrays with one label map per image, got "
                              f"{getattr(x, 'shape', type(x).__name__)} and {getattr(labels, 'shape', type(labels).__name__)}")
-        pixels = x.shape[0] * int(np.prod(x.shape[2:]))
-        bounds = shard_bounds(len(x), min(self.threads, max(1, pixels // max(1, self.min_shard_pixels))))
+        bounds = self._bounds(x)
         if len(bounds) == 1:
             with free_after_backward():  # each layer's cache goes as soon as its backward has used it
                 return self._shard_step(0, x, labels, 1.0, input_grad)
@@ -164,18 +190,9 @@ class DataParallel:
         total = sum(valid)
         # dL/dL_s = V_s / V; a shard with no valid pixel contributes nothing (its loss is 0 by convention).
         weights = [v / total if total else 0.0 for v in valid]
-        for replica in self.replicas[1:]:
-            replica.train(self.model.training)  # follow the model's train()/eval() switches
-        if self._pool is None:  # started at the first split (again after close())
-            self._pool = ThreadPoolExecutor(self.threads - 1)
-        with _one_blas_thread(), free_after_backward():
-            futures = [
-                self._pool.submit(self._shard_step, s, x[a:b], labels[a:b], weights[s], input_grad)
-                for s, (a, b) in enumerate(bounds[1:], start=1)
-            ]
-            a, b = bounds[0]
-            losses = [self._shard_step(0, x[a:b], labels[a:b], weights[0], input_grad)]
-            losses += [f.result() for f in futures]
+        with free_after_backward():
+            losses = self._run_shards(
+                lambda s, a, b: self._shard_step(s, x[a:b], labels[a:b], weights[s], input_grad), bounds)
         for replica in self.replicas[1 : len(bounds)]:
             for mine, theirs in zip(self.model.modules(), replica.modules()):
                 for key, grad in theirs.grads.items():
@@ -192,23 +209,8 @@ class DataParallel:
         """
         if not isinstance(x, np.ndarray) or x.ndim != 4:
             raise ValueError(f"x must be an array (B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
-        bounds = shard_bounds(len(x), min(self.threads, max(1, x.shape[0] * int(np.prod(x.shape[2:]))
-                                                               // max(1, self.min_shard_pixels))))
-        if len(bounds) == 1:
-            with no_grad():
-                return self.model.forward(x)
-        for replica in self.replicas[1:]:
-            replica.train(self.model.training)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads - 1)
-        with _one_blas_thread(), no_grad():
-            futures = [self._pool.submit(self.replicas[s].forward, x[a:b]) for s, (a, b) in enumerate(bounds[1:], 1)]
-            try:
-                first = self.model.forward(x[bounds[0][0] : bounds[0][1]])
-            finally:
-                for f in futures:  # wait for every shard before BLAS's thread count is restored
-                    f.exception()
-            return np.concatenate([first] + [f.result() for f in futures])
+        with no_grad():
+            return np.concatenate(self._run_shards(lambda s, a, b: self.replicas[s].forward(x[a:b]), self._bounds(x)))
 
     def close(self, wait: bool = True) -> None:
         """Stop the worker threads (also done, without waiting, when the object is collected).
