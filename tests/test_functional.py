@@ -627,6 +627,36 @@ def test_softmax_ce_matches_naive(ignore_index, rng):
     np.testing.assert_allclose(grad.sum(axis=1), 0, atol=1e-15)  # softmax - onehot sums to 0 per pixel
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("ignore_index", [255, 0, -1])
+def test_softmax_ce_one_hot_form_is_bit_exact_to_the_indexed_form(dtype, ignore_index, rng):
+    """The engine picks ``z_label`` and subtracts the one-hot through a boolean one-hot array;
+    reading and writing the label entries with ``take_along_axis``/``put_along_axis`` gives the same bits.
+    (ignore_index 0 is also a class: its pixels must still be masked out.)"""
+    for ignore_frac in (0.0, 0.3, 1.0):
+        logits = (rng.standard_normal((3, 5, 7, 6)) * 6).astype(dtype)
+        labels = _labels(rng, (3, 7, 6), 5, ignore_frac, ignore_index)
+        loss, cache = F.softmax_cross_entropy_forward(logits, labels, ignore_index)
+        grad = F.softmax_cross_entropy_backward(cache, 2.5)
+
+        valid = labels != ignore_index
+        count = int(valid.sum())
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        sum_exp = exp.sum(axis=1)
+        safe = np.where(valid, labels, 0)[:, None]
+        per_pixel = np.log(sum_exp) - np.take_along_axis(shifted, safe, axis=1)[:, 0]
+        want_loss = float(per_pixel[valid].sum() / count) if count else 0.0
+        probs = exp / sum_exp[:, None]
+        want_grad = probs.copy()
+        np.put_along_axis(want_grad, safe, np.take_along_axis(probs, safe, axis=1) - 1, axis=1)
+        want_grad *= (valid[:, None] * (2.5 / max(count, 1))).astype(dtype)
+
+        assert loss == want_loss
+        assert grad.dtype == dtype
+        np.testing.assert_array_equal(grad, want_grad)
+
+
 def test_softmax_ce_mean_is_over_valid_pixels_only(rng):
     logits = rng.standard_normal((1, 3, 2, 2))
     labels = np.array([[[0, 255], [255, 255]]])
