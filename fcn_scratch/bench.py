@@ -225,11 +225,14 @@ def bench_train_step(repeats, torch):
 
     Two of ours: the step as :func:`fcn_scratch.train.fit` runs it (the batch
     split across every usable CPU by :class:`fcn_scratch.parallel.DataParallel`),
-    and the plain single-thread step (BLAS still uses its own threads).
+    and the plain single-thread step (BLAS still uses its own threads). A third
+    row times one shard of ``fit``'s split (the first ``BATCH // 2`` images) alone
+    on one core, beside PyTorch on one thread: the engine's pace per core, and,
+    against the first row, how much two shards at once lose to running side by side.
     """
-    from .layers import SoftmaxCrossEntropy
+    from .layers import SoftmaxCrossEntropy, free_after_backward
     from .models import FCN8s
-    from .parallel import DataParallel
+    from .parallel import DataParallel, _one_blas_thread
 
     rng = np.random.default_rng(0)
     model = FCN8s(TINY_CLASSES, **TINY_NET, seed=0)
@@ -245,7 +248,15 @@ def bench_train_step(repeats, torch):
         loss_fn.forward(model.forward(x), labels)
         model.backward(loss_fn.backward(), input_grad=False)
 
-    contenders = {"ours": ours, "one thread": ours_one_thread}
+    half = BATCH // 2
+    xs, ls = x[:half], labels[:half]
+
+    def ours_shard():  # what each of fit's two threads runs, here with the other core idle
+        with _one_blas_thread(), free_after_backward():
+            loss_fn.forward(model.forward(xs), ls)
+            model.backward(loss_fn.backward(), input_grad=False)
+
+    contenders = {"ours": ours, "one thread": ours_one_thread, "shard": ours_shard}
     if torch is not None:
         from . import torch_ref
 
@@ -258,6 +269,18 @@ def bench_train_step(repeats, torch):
             loss.backward()
 
         contenders["torch"] = theirs
+        txs, tls = torch.from_numpy(xs), torch.from_numpy(ls)
+
+        def theirs_shard():
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                twin.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(twin(txs), tls, ignore_index=255).backward()
+            finally:
+                torch.set_num_threads(threads)
+
+        contenders["torch shard"] = theirs_shard
     t = interleaved(contenders, repeats, number=2, gap=GAP if torch else 0.0)
     stepper.close()
     gflop = 3 * _forward_gflop(model, x)
@@ -265,7 +288,9 @@ def bench_train_step(repeats, torch):
     return [Result("model", f"FCN-8s tiny training step, 8x3x64x64, as fit() ({stepper.threads} threads)",
                    t["ours"] * 1e3, ref, "torch", gflop),
             Result("model", "  the same step in one thread (BLAS threads only)", t["one thread"] * 1e3,
-                   ref, "torch", gflop)]
+                   ref, "torch", gflop),
+            Result("model", f"  a {half}-image shard of it alone on one core (PyTorch: 1 thread)",
+                   t["shard"] * 1e3, t["torch shard"] * 1e3 if torch else None, "torch", gflop * half / BATCH)]
 
 
 def _forward_gflop(model, x) -> float:

@@ -59,8 +59,11 @@ def test_layer_and_model_rows_without_torch():
     for conv, floor in zip(convs, floors):
         assert 0 < floor.ours_ms and floor.gflop == conv.gflop and floor.ref_ms is None
     steps = bench.bench_train_step(1, None)
-    assert len(steps) == 2 and all(r.ours_ms > 0 and r.gflop > 0 for r in steps)
+    assert len(steps) == 3 and all(r.ours_ms > 0 and r.gflop > 0 for r in steps)
     assert "as fit()" in steps[0].case and "one thread" in steps[1].case
+    # the shard row: half the batch, so half the FLOPs, and no target of its own
+    assert "shard" in steps[2].case and steps[2].gflop == steps[0].gflop / 2
+    assert "as fit()" not in steps[2].case and "one thread" not in steps[2].case
 
 
 def test_targets_take_the_worst_conv_and_say_held_or_missed():
