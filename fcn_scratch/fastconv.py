@@ -157,16 +157,17 @@ def conv2d_backward(dy, cache, input_grad=True):
     K, P = C * kh * kw, Ho * Wo
     dy2 = np.ascontiguousarray(dy).reshape(N, Fo, P)
     dbias = dy2.sum(axis=(0, 2)) if has_bias else None
-    # dx as the full convolution of dY with the flipped kernel where it measured faster: stride 1, F <= C
-    # (dY's columns no larger than x's) and F < 64; else col2im(W^T @ dY). See functional.conv2d_backward.
-    full = (sh, sw) == (1, 1) and Fo <= C and Fo < 64 and ph <= dh * (kh - 1) and pw <= dw * (kw - 1)
+    # dx as the full convolution of dY with the flipped kernel where the readable pair uses it, else
+    # col2im(W^T @ dY); the same rule (functional._full_convolution_for_dx)
+    full = F._full_convolution_for_dx(weight, C, geom[:8]) if input_grad else None
     dx = np.empty((N, C, H, W), dtype=x.dtype) if input_grad else None
-    if input_grad and full:
-        w_full = np.ascontiguousarray(np.flip(weight, axis=(2, 3)).transpose(1, 0, 2, 3)).reshape(C, Fo * kh * kw)
-        full_geom = (kh, kw, 1, 1, dh * (kh - 1) - ph, dw * (kw - 1) - pw, dh, dw, H, W)
+    if full is not None:
+        flipped, (fph, fpw) = full
+        w_full = flipped.reshape(C, Fo * kh * kw)
+        full_geom = (kh, kw, 1, 1, fph, fpw, dh, dw, H, W)
     w2 = weight.reshape(Fo, K)
     dwT = np.zeros((K, Fo), dtype=x.dtype)  # dW^T: (C*kh*kw, Ho*Wo) @ (Ho*Wo, F), BLAS's fast operand order
-    per_image = max(K * P, Fo * kh * kw * H * W) if input_grad and full else K * P
+    per_image = max(K * P, Fo * kh * kw * H * W) if full is not None else K * P
     g = _chunk(N, per_image * x.itemsize)
     ws = workspace((g * per_image,), x.dtype)
     part = np.empty((g, K, Fo), dtype=x.dtype)
@@ -178,7 +179,7 @@ def conv2d_backward(dy, cache, input_grad=True):
         dwT += part[0] if b - a == 1 else part[: b - a].sum(axis=0)
         if not input_grad:
             continue
-        if full:  # the workspace now holds the unfolded dY of these images
+        if full is not None:  # the workspace now holds the unfolded dY of these images
             dcols = ws[: (b - a) * Fo * kh * kw * H * W].reshape(b - a, Fo * kh * kw, H * W)
             kernels.im2col_into(dy2[a:b].reshape(b - a, Fo, Ho, Wo), dcols, *full_geom)
             np.matmul(w_full, dcols, out=dx[a:b].reshape(b - a, C, H * W))

@@ -207,14 +207,30 @@ def conv2d_backward(dy, cache, input_grad=True):
         dx = None
     elif (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
         dx = np.matmul(weight.reshape(F, C).T, dy2).reshape(N, C, H, W)
-    elif (sh, sw) == (1, 1) and F <= C and F < 64 and ph <= dh * (kh - 1) and pw <= dw * (kw - 1):
-        flipped = np.ascontiguousarray(np.flip(weight, axis=(2, 3)).transpose(1, 0, 2, 3))  # (C, F, kh, kw)
-        full_pad = (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
+    elif (full := _full_convolution_for_dx(weight, C, (kh, kw, sh, sw, ph, pw, dh, dw))) is not None:
+        flipped, full_pad = full
         dx, _ = conv2d_forward(dy2.reshape(N, F, Ho, Wo), flipped, None, 1, full_pad, (dh, dw))
     else:
         dcols = np.matmul(weight.reshape(F, C * kh * kw).T, dy2)  # (N, C*kh*kw, Ho*Wo)
         dx = kernels.col2im(dcols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
     return dx, np.ascontiguousarray(dweight), dbias
+
+
+def _full_convolution_for_dx(weight, C, geom):
+    """Whether :func:`conv2d_backward` computes ``dx`` as the "full" convolution of ``dY``, and with what.
+
+    Yes for stride 1, ``F <= C``, ``F < 64`` and padding ``p <= d(k-1)`` on both axes
+    (where it measured faster than col2im; see :func:`conv2d_backward`). Returns
+    ``(flipped, padding)``: the kernel flipped in both spatial axes with its in/out
+    channels swapped, ``(C, F, kh, kw)``, and the full padding ``(d(k-1) - p)`` per
+    axis; else None. ``weight (F, C, kh, kw)``; ``geom = (kh, kw, sh, sw, ph, pw, dh, dw)``.
+    """
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
+    F = weight.shape[0]
+    if (sh, sw) != (1, 1) or F > C or F >= 64 or ph > dh * (kh - 1) or pw > dw * (kw - 1):
+        return None
+    flipped = np.ascontiguousarray(np.flip(weight, axis=(2, 3)).transpose(1, 0, 2, 3))
+    return flipped, (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
 
 
 # --------------------------------------------------------------------------- conv_transpose2d
