@@ -20,6 +20,20 @@ def test_interleaved_times_every_contender_and_calls_each_enough():
     assert calls == {"a": 1 + 3 * (1 + 2), "b": 1 + 3 * (1 + 2)}  # warm-up, then per repeat: settle + block
 
 
+def test_interleaved_keeps_every_block_and_pairs_them_by_round(monkeypatch):
+    ticks = iter(np.arange(0.0, 1000.0, 1.0))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(bench.time, "sleep", lambda s: None)
+    # each block reads the clock twice: a's blocks take 1 tick, b's too, per call of number=1
+    t = bench.interleaved({"a": lambda: None, "b": lambda: None}, repeats=3, number=1, warmup=0)
+    assert t.blocks == {"a": [1.0, 1.0, 1.0], "b": [1.0, 1.0, 1.0]} and t == {"a": 1.0, "b": 1.0}
+    made = bench.Timings({"ours": [2.0, 3.0, 1.0], "torch": [1.0, 2.0, 4.0]})
+    assert made == {"ours": 1.0, "torch": 1.0}  # best blocks
+    assert made.round_ratios() == [2.0, 1.5, 0.25]  # round by round, not best against best
+    assert bench._rounds(made) == {"round_ratios": [2.0, 1.5, 0.25]}
+    assert bench._rounds(bench.Timings({"ours": [1.0]})) == {}  # no PyTorch: nothing to pair
+
+
 def test_kernel_section_and_json(tmp_path):
     out = tmp_path / "bench.json"
     lines = []
@@ -88,15 +102,35 @@ def test_targets_take_the_worst_conv_and_say_held_or_missed():
     assert bench.check_targets([R("layers", "Conv2d 3->16 64x64 fwd+bwd", 1.0)]) == []  # no torch: no targets
 
 
+def test_a_target_reports_the_rounds_of_the_row_that_decided_it():
+    R = bench.Result
+    results = [
+        R("layers", "Conv2d 3->16 64x64 fwd+bwd", 1.4, 1.0, "torch", extra={"round_ratios": [1.0, 1.1, 1.2]}),
+        R("layers", "Conv2d 16->16 64x64 fwd+bwd", 1.6, 1.0, "torch", extra={"round_ratios": [1.7, 1.3, 2.0, 1.5]}),
+        R("model", "FCN-8s VGG16-size inference 1x3x224x224", 1.1, 1.0, "torch"),  # no rounds kept
+    ]
+    got = {t["name"]: t for t in bench.check_targets(results)}
+    assert got["worst Conv2d fwd+bwd"]["rounds"] == {"median": 1.6, "min": 1.3, "max": 2.0}  # the 16->16 row's
+    assert "rounds" not in got["VGG16-size inference 224x224"]
+
+
 def test_run_prints_a_line_per_target(monkeypatch):
-    fake = [bench.Result("model", "FCN-8s tiny training step, 8x3x64x64, as fit() (2 threads)", 1.12, 1.0, "torch")]
+    fake = [bench.Result("model", "FCN-8s tiny training step, 8x3x64x64, as fit() (2 threads)", 1.12, 1.0, "torch"),
+            bench.Result("model", "  the same step in one thread (BLAS threads only)", 1.2, 1.0, "torch",
+                         extra={"round_ratios": [1.25, 1.1, 1.4]})]
     monkeypatch.setattr(bench, "bench_train_step", lambda repeats, torch: fake)
     monkeypatch.setattr(bench, "bench_vgg_inference", lambda repeats, torch: [])
     monkeypatch.setattr(bench, "gemm_peak", lambda: 100.0)
     lines = []
     payload = bench.run(("model",), repeats=1, use_torch=False, print_fn=lines.append)
     assert "target  training step (fit) <= 1.0x: 1.12x  MISSED" in lines
-    assert payload["targets"] == [{"name": "training step (fit)", "limit": 1.0, "ratio": 1.12, "held": False}]
+    assert ("target  training step (one thread) <= 1.3x: 1.20x  held  (rounds: median 1.25x, 1.10-1.40x)"
+            in lines)
+    assert payload["targets"] == [
+        {"name": "training step (fit)", "limit": 1.0, "ratio": 1.12, "held": False},
+        {"name": "training step (one thread)", "limit": 1.3, "ratio": 1.2, "held": True,
+         "rounds": {"median": 1.25, "min": 1.1, "max": 1.4}},
+    ]
 
 
 def test_memory_job_warm_and_cold():
