@@ -445,6 +445,11 @@ def dropout2d_backward(dy, cache):
 # --------------------------------------------------------------------------- loss
 
 
+def _one_hot(labels, C):
+    """labels ``(N, H, W)`` ints in ``[0, C)`` -> bool ``(N, C, H, W)``, True at each pixel's label."""
+    return labels[:, None] == np.arange(C)[:, None, None]
+
+
 def softmax_cross_entropy_forward(logits, labels, ignore_index=255):
     """Mean per-pixel softmax cross-entropy over non-ignored pixels.
 
@@ -460,7 +465,7 @@ def softmax_cross_entropy_forward(logits, labels, ignore_index=255):
     exp = np.exp(shifted)
     sum_exp = exp.sum(axis=1)  # (N, H, W)
     safe_labels = np.where(valid, labels, 0).astype(np.intp, copy=False)
-    onehot = safe_labels[:, None] == np.arange(C)[:, None, None]  # (N, C, H, W): True at each pixel's label
+    onehot = _one_hot(safe_labels, C)
     # z_label - max, exactly (the other C-1 terms are 0); one pass, where take_along_axis builds an index
     # array per axis (0.05 instead of 0.19 ms on the tiny FCN's 4x5x64x64 logits)
     picked = (shifted * onehot).sum(axis=1)
@@ -475,7 +480,7 @@ def softmax_cross_entropy_backward(cache, dloss=1.0):
     probs, safe_labels, valid, count = cache
     if count == 0:
         return np.zeros_like(probs)
-    onehot = safe_labels[:, None] == np.arange(probs.shape[1])[:, None, None]  # (N, C, H, W)
+    onehot = _one_hot(safe_labels, probs.shape[1])
     # the formula as written, one pass each: 0.09 ms on 4x5x64x64 logits, where writing the label
     # entries with put_along_axis took 0.79 ms; the same bits
     return (probs - onehot) * (valid[:, None] * (dloss / count)).astype(probs.dtype)

@@ -73,6 +73,7 @@ from ._validate import check_array, check_grad, float_dtype, positive_int
 from .init import bilinear_weight, he_normal, make_rng
 from .layers import Add, Conv2d, ConvTranspose2d, Crop, Dropout2d, MaxPool2d, Module, ReLU, input_checked, no_grad
 
+
 def _checks_its_input(forward):
     """For a model's ``forward(x)``: ``x`` is checked there (``_check_input``, NaN/inf included), so the
     layers inside skip scanning their own inputs for NaN/inf (:func:`fcn_scratch.layers.input_checked`)."""
